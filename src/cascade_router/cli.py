@@ -1,0 +1,22 @@
+"""The `cascade-router` command line: a thin layer over the library (one module per command)."""
+
+from __future__ import annotations
+
+import click
+
+from . import __version__
+
+
+@click.group()
+@click.version_option(__version__, prog_name="cascade-router")
+def main() -> None:
+    """Answer with a small model first; escalate to a large model only when unsure."""
+
+
+def _register() -> None:
+    from .commands import score
+
+    main.add_command(score.command, "score")
+
+
+_register()

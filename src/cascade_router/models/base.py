@@ -1,0 +1,113 @@
+"""The model-facing records and the backend interface every tier implements."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+class ModelError(RuntimeError):
+    """A model backend failed to produce a generation (unreachable, bad reply, crash)."""
+
+
+@dataclass
+class TokenTop:
+    """One alternative at a generated position: the token string and its natural-log probability."""
+
+    token: str
+    logprob: float
+
+
+@dataclass
+class Generation:
+    """One generation by one model.
+
+    Attributes:
+        text: the raw completion text (before answer clean-up).
+        tokens: generated token strings, shape ``(n,)``.
+        logprobs: natural-log probability of each generated token, shape ``(n,)``;
+            ``None`` when the backend returned no logprobs.
+        top_logprobs: for each generated position, the top-k alternatives (k <= ``top_k``),
+            best first, shape ``(n, <=k)``; ``None`` when the backend returned none.
+        prompt_tokens: tokens in the prompt as sent.
+        completion_tokens: tokens generated.
+        cached_prompt_tokens: prompt tokens served from the KV/prompt cache, where the backend
+            reports them (``None`` otherwise). Prompt tokens evaluated = prompt - cached.
+        finish_reason: ``"stop"``, ``"length"``, ... as the backend reports it.
+        latency_s: wall-clock seconds for the call, as seen by the caller.
+        model: the model id that produced it.
+        prompt_ms: milliseconds the backend spent on the prompt, where reported.
+        predicted_ms: milliseconds the backend spent generating, where reported.
+        truncated_context: True when the passage was cut to fit the context window.
+    """
+
+    text: str
+    tokens: list[str] = field(default_factory=list)
+    logprobs: list[float] | None = None
+    top_logprobs: list[list[TokenTop]] | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int | None = None
+    finish_reason: str | None = None
+    latency_s: float = 0.0
+    model: str = ""
+    prompt_ms: float | None = None
+    predicted_ms: float | None = None
+    truncated_context: bool = False
+
+    @property
+    def has_logprobs(self) -> bool:
+        """True when per-token logprobs came back (possibly an empty list for an empty answer)."""
+        return self.logprobs is not None
+
+    def to_dict(self) -> dict:
+        """A JSON-serialisable dict; inverse of :meth:`from_dict`."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Generation":
+        """Rebuild a Generation from :meth:`to_dict` output."""
+        d = dict(d)
+        tops = d.get("top_logprobs")
+        if tops is not None:
+            d["top_logprobs"] = [[TokenTop(**t) for t in pos] for pos in tops]
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class Prompt:
+    """What a backend is asked to complete: either chat ``messages`` or a raw ``text`` prompt.
+
+    ``stop`` lists stop strings; ``max_tokens`` bounds the completion length (tokens).
+    """
+
+    messages: list[dict] | None = None
+    text: str | None = None
+    stop: list[str] = field(default_factory=list)
+    max_tokens: int = 32
+
+    def __post_init__(self) -> None:
+        if (self.messages is None) == (self.text is None):
+            raise ValueError("Prompt needs exactly one of 'messages' or 'text'")
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A model tier. Implementations: :class:`LlamaCppBackend`, :class:`OpenAICompatBackend`."""
+
+    model_id: str
+    family: str  # prompt family: "chat" (instruct, chat template) or "base" (few-shot completion)
+    n_ctx: int | None  # context window in tokens, where known
+
+    def generate(self, prompt: Prompt) -> Generation:
+        """Run one greedy generation. Raises :class:`ModelError` on failure."""
+        ...
+
+    def count_tokens(self, text: str) -> int | None:
+        """Tokens in ``text`` under this model's tokenizer, or ``None`` if unknown."""
+        ...
+
+    def close(self) -> None:
+        """Release the model (threads, memory, sockets)."""
+        ...
