@@ -1,0 +1,213 @@
+"""Cost and latency accounting for an SLM -> LLM cascade (pure numpy, offline).
+
+Units: money in **dollars**, time in **seconds**, prices per **million tokens**.
+
+A cascade always runs the SLM first; a question the router escalates then also runs the
+LLM. So an escalated question pays BOTH tiers (and waits for both, sequentially), a kept
+question pays (and waits for) the SLM only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .curves import Curve
+
+__all__ = [
+    "TierPrice",
+    "question_cost",
+    "question_costs",
+    "latency",
+    "percentiles",
+    "cost_curve",
+]
+
+
+def _nonneg(x, name: str) -> np.ndarray:
+    arr = np.asarray(x, dtype=float)
+    if np.any(np.isnan(arr)):
+        raise ValueError(f"{name} must not contain NaN")
+    if np.any(arr < 0):
+        raise ValueError(f"{name} must be >= 0")
+    return arr
+
+
+def _same_shape(**arrays: np.ndarray) -> None:
+    names = list(arrays)
+    first = arrays[names[0]]
+    for nm in names[1:]:
+        if arrays[nm].shape != first.shape:
+            raise ValueError(
+                f"{nm} must have the same shape as {names[0]}, got {arrays[nm].shape} and {first.shape}"
+            )
+
+
+@dataclass(frozen=True)
+class TierPrice:
+    """Price of one model tier.
+
+    Attributes:
+        per_call: dollars per call (e.g. request fee or amortised fixed cost), >= 0.
+        prompt_per_mtok: dollars per million prompt tokens, >= 0.
+        completion_per_mtok: dollars per million completion tokens, >= 0.
+
+    Raises:
+        ValueError: a negative or NaN price (the message names the field).
+    """
+
+    per_call: float = 0.0
+    prompt_per_mtok: float = 0.0
+    completion_per_mtok: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("per_call", "prompt_per_mtok", "completion_per_mtok"):
+            v = float(getattr(self, name))
+            if not v >= 0:  # also catches NaN
+                raise ValueError(f"TierPrice.{name} must be >= 0, got {v}")
+
+    def cost(self, prompt_tokens, completion_tokens):
+        """Dollars for one call (or element-wise for arrays of calls).
+
+        ``per_call + prompt_tokens * prompt_per_mtok / 1e6 + completion_tokens * completion_per_mtok / 1e6``
+
+        Args:
+            prompt_tokens: prompt tokens, scalar or array, >= 0.
+            completion_tokens: completion tokens, same shape as ``prompt_tokens``, >= 0.
+
+        Returns:
+            float for scalar inputs, otherwise an array of dollars with the inputs' shape.
+
+        Raises:
+            ValueError: negative/NaN token counts or mismatched shapes.
+        """
+        p = _nonneg(prompt_tokens, "prompt_tokens")
+        c = _nonneg(completion_tokens, "completion_tokens")
+        _same_shape(prompt_tokens=p, completion_tokens=c)
+        out = self.per_call + p * (self.prompt_per_mtok / 1e6) + c * (self.completion_per_mtok / 1e6)
+        return float(out) if out.ndim == 0 else out
+
+
+def question_cost(slm_cost: float, llm_cost: float, escalated: bool) -> float:
+    """Dollars for one question: ``slm_cost + (llm_cost if escalated else 0)``.
+
+    The SLM always ran, so an escalated question pays both tiers.
+
+    Raises:
+        ValueError: negative or NaN costs.
+    """
+    s = float(_nonneg(slm_cost, "slm_cost"))
+    l_ = float(_nonneg(llm_cost, "llm_cost"))
+    return s + (l_ if bool(escalated) else 0.0)
+
+
+def question_costs(slm_cost, llm_cost, escalated) -> np.ndarray:
+    """Vectorised :func:`question_cost`: dollars per question, shape ``(n,)``.
+
+    Args:
+        slm_cost: SLM dollars per question, shape ``(n,)``.
+        llm_cost: LLM dollars per question, shape ``(n,)``.
+        escalated: bool, shape ``(n,)``.
+
+    Raises:
+        ValueError: empty arrays, mismatched shapes, negative/NaN costs, non-bool mask.
+    """
+    s = _nonneg(slm_cost, "slm_cost")
+    l_ = _nonneg(llm_cost, "llm_cost")
+    e = np.asarray(escalated)
+    if s.ndim != 1 or s.size == 0:
+        raise ValueError(f"slm_cost must be a non-empty 1-D array, got shape {s.shape}")
+    _same_shape(slm_cost=s, llm_cost=l_, escalated=e)
+    if e.dtype != bool:
+        raise ValueError(f"escalated must be boolean, got dtype {e.dtype}")
+    return s + np.where(e, l_, 0.0)
+
+
+def latency(slm_s, llm_s, escalated):
+    """Seconds per question: ``slm_s + (llm_s if escalated else 0)`` (tiers run in sequence).
+
+    Args:
+        slm_s: SLM seconds, scalar or shape ``(n,)``.
+        llm_s: LLM seconds, same shape.
+        escalated: bool, same shape.
+
+    Returns:
+        float for scalar inputs, else an array of seconds, shape ``(n,)``.
+
+    Raises:
+        ValueError: mismatched shapes, empty arrays, negative/NaN times, non-bool mask.
+    """
+    s = _nonneg(slm_s, "slm_s")
+    l_ = _nonneg(llm_s, "llm_s")
+    e = np.asarray(escalated)
+    _same_shape(slm_s=s, llm_s=l_, escalated=e)
+    if s.ndim > 0 and s.size == 0:
+        raise ValueError("slm_s must not be empty")
+    if e.dtype != bool:
+        raise ValueError(f"escalated must be boolean, got dtype {e.dtype}")
+    out = s + np.where(e, l_, 0.0)
+    return float(out) if out.ndim == 0 else out
+
+
+def percentiles(x, qs=(50, 95)) -> dict[str, float]:
+    """Percentiles of ``x`` (numpy's default linear interpolation), keyed ``"p50"``, ``"p95"``...
+
+    Args:
+        x: values (e.g. seconds or dollars), any shape, flattened; NaN not allowed.
+        qs: percentiles in ``[0, 100]``.
+
+    Returns:
+        ``{"p50": ..., "p95": ...}`` (keys ``f"p{q:g}"``).
+
+    Raises:
+        ValueError: empty ``x``, NaN in ``x``, or a percentile outside ``[0, 100]``.
+    """
+    arr = np.asarray(x, dtype=float).ravel()
+    if arr.size == 0:
+        raise ValueError("x must not be empty")
+    if np.any(np.isnan(arr)):
+        raise ValueError("x must not contain NaN")
+    out = {}
+    for q in qs:
+        q = float(q)
+        if not 0.0 <= q <= 100.0:
+            raise ValueError(f"qs values must lie in [0, 100], got {q}")
+        out[f"p{q:g}"] = float(np.percentile(arr, q))
+    return out
+
+
+def cost_curve(curve: Curve, slm_cost, llm_cost) -> np.ndarray:
+    """Mean dollars per question at each point of ``curve`` (to draw quality against cost).
+
+    For a curve with an escalation order (sweep, oracle), point ``j`` escalates exactly
+    ``curve.order[:curve.n_escalated[j]]``; its cost is
+    ``mean(slm_cost) + sum(llm_cost[escalated]) / n``. For the random curve (no order) it
+    is the exact expectation ``mean(slm_cost) + call_rate * mean(llm_cost)``.
+
+    Args:
+        curve: a :class:`~cascade_router.evaluation.curves.Curve` built on the same questions.
+        slm_cost: SLM dollars per question, shape ``(n,)``.
+        llm_cost: LLM dollars per question, shape ``(n,)``.
+
+    Returns:
+        dollars per question, shape ``(P,)`` like ``curve.call_rate``.
+
+    Raises:
+        ValueError: empty / mismatched cost arrays, negative/NaN costs, or costs whose
+            length differs from the curve's number of questions.
+    """
+    if not isinstance(curve, Curve):
+        raise ValueError(f"curve must be a Curve, got {type(curve).__name__}")
+    s = _nonneg(slm_cost, "slm_cost")
+    l_ = _nonneg(llm_cost, "llm_cost")
+    if s.ndim != 1 or s.size == 0:
+        raise ValueError(f"slm_cost must be a non-empty 1-D array, got shape {s.shape}")
+    _same_shape(slm_cost=s, llm_cost=l_)
+    n = s.size
+    if curve.order is None:
+        return s.mean() + curve.call_rate * l_.mean()
+    if curve.order.size != n:
+        raise ValueError(f"slm_cost has {n} questions but the curve was built on {curve.order.size}")
+    cum = np.concatenate(([0.0], np.cumsum(l_[curve.order])))
+    return s.mean() + cum[curve.n_escalated] / n

@@ -1,0 +1,126 @@
+"""Cost-quality plots for routers (matplotlib, Agg canvas, no pyplot global state)."""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping, Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .curves import Curve
+
+__all__ = ["plot_curves"]
+
+Point = tuple  # (name, call_rate, quality, cost_or_None)
+
+
+def _costs_for(curves: Sequence[Curve], costs) -> list[np.ndarray]:
+    if isinstance(costs, Mapping):
+        missing = [c.name for c in curves if c.name not in costs]
+        if missing:
+            raise ValueError(f"costs has no entry for curve(s) {missing}")
+        seq = [costs[c.name] for c in curves]
+    else:
+        seq = list(costs)
+        if len(seq) != len(curves):
+            raise ValueError(f"costs must have one entry per curve ({len(curves)}), got {len(seq)}")
+    out = []
+    for c, arr in zip(curves, seq):
+        arr = np.asarray(arr, dtype=float)
+        if arr.shape != c.call_rate.shape:
+            raise ValueError(
+                f"costs for curve {c.name!r} must have shape {c.call_rate.shape}, got {arr.shape}"
+            )
+        out.append(arr)
+    return out
+
+
+def plot_curves(
+    curves: Sequence[Curve],
+    path: str | os.PathLike,
+    q_slm: float,
+    q_llm: float,
+    x: str = "call_rate",
+    costs: Sequence | Mapping | None = None,
+    title: str = "Cascade routers: quality vs LLM calls",
+    points: Sequence[Point] | None = None,
+    ylabel: str = "F1",
+) -> str:
+    """Draw quality curves of several routers and save a PNG.
+
+    Panels: with ``x="call_rate"`` quality against the LLM-call rate, plus a second panel
+    against mean dollars per question when ``costs`` is given; with ``x="cost"`` only the
+    cost panel (``costs`` required). Curves of kind ``"random"`` are drawn as a dashed grey
+    line, ``"oracle"`` as a dotted black line; always-SLM and always-LLM qualities are
+    horizontal lines on every panel.
+
+    Args:
+        curves: curves to draw.
+        path: output PNG path (parent folder must exist).
+        q_slm: always-SLM mean quality.
+        q_llm: always-LLM mean quality.
+        x: ``"call_rate"`` or ``"cost"``.
+        costs: mean dollars per question at each point of each curve
+            (:func:`~cascade_router.evaluation.costs.cost_curve`), as a list aligned with
+            ``curves`` or a mapping ``curve.name -> array``; each of shape ``(P,)``.
+        title: figure title.
+        points: single-point routers (fixed presets) drawn as markers:
+            ``(name, call_rate, quality, cost)`` with ``cost`` in dollars per question or
+            ``None`` (then the point is omitted from the cost panel).
+        ylabel: quality axis label.
+
+    Returns:
+        ``str(path)``.
+
+    Raises:
+        ValueError: unknown ``x``; ``x="cost"`` without ``costs``; ``costs`` not matching
+            ``curves``; a point's call rate outside ``[0, 1]``.
+    """
+    if x not in ("call_rate", "cost"):
+        raise ValueError(f'x must be "call_rate" or "cost", got {x!r}')
+    if x == "cost" and costs is None:
+        raise ValueError('x="cost" needs costs')
+    curves = list(curves)
+    points = list(points or [])
+    for p in points:
+        if len(p) != 4:
+            raise ValueError(f"points entries must be (name, call_rate, quality, cost), got {p!r}")
+        if not 0.0 <= float(p[1]) <= 1.0:
+            raise ValueError(f"points: call_rate of {p[0]!r} must lie in [0, 1], got {p[1]}")
+    cost_arrays = _costs_for(curves, costs) if costs is not None else None
+
+    panels = ["call_rate"] if x == "call_rate" else []
+    if cost_arrays is not None:
+        panels.append("cost")
+
+    fig = Figure(figsize=(6.5 * len(panels), 4.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, panel in zip(axes, panels):
+        for i, c in enumerate(curves):
+            xs = c.call_rate if panel == "call_rate" else cost_arrays[i]
+            if c.kind == "random":
+                ax.plot(xs, c.quality, linestyle="--", color="grey", label=c.name)
+            elif c.kind == "oracle":
+                ax.plot(xs, c.quality, linestyle=":", color="black", linewidth=1.5, label=c.name)
+            else:
+                ax.plot(xs, c.quality, marker="." if c.n_points <= 60 else None, label=c.name)
+        for name, rate, qual, cost in points:
+            if panel == "cost" and cost is None:
+                continue
+            ax.plot([rate if panel == "call_rate" else cost], [qual], marker="*", markersize=11,
+                    linestyle="none", label=str(name))
+        ax.axhline(q_slm, color="tab:blue", linestyle="-.", linewidth=1, label="always SLM")
+        ax.axhline(q_llm, color="tab:red", linestyle="-.", linewidth=1, label="always LLM")
+        ax.set_xlabel("LLM-call rate" if panel == "call_rate" else "mean cost per question ($)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        if panel == "call_rate":
+            ax.set_xlim(-0.02, 1.02)
+        ax.legend(fontsize="small", loc="lower right")
+    fig.suptitle(title)
+    fig.savefig(os.fspath(path), format="png", dpi=110)
+    fig.clear()
+    return str(path)
