@@ -1,0 +1,129 @@
+"""Backend 2: any OpenAI-compatible HTTP endpoint (llama.cpp server, vLLM, Ollama, OpenAI)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import httpx
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from .base import Generation, ModelError, Prompt
+from .parsing import parse_response
+
+_RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+def _retryable(e: BaseException) -> bool:
+    if isinstance(e, httpx.HTTPStatusError):
+        return e.response.status_code in _RETRY_STATUS
+    return isinstance(e, httpx.TransportError)
+
+
+class OpenAICompatBackend:
+    """A model behind ``/v1/chat/completions`` (family ``chat``) or ``/v1/completions`` (``base``).
+
+    Asks for logprobs and ``top_k`` top logprobs; where the server returns none, the Generation's
+    ``logprobs`` is ``None`` and the cascade routes on the signals that remain (answer length).
+
+    Args:
+        model: the model name the server knows.
+        base_url: e.g. ``http://127.0.0.1:8080/v1`` (a missing ``/v1`` is added).
+        family: ``"chat"`` or ``"base"``.
+        api_key_env: name of the environment variable holding the API key (never the key
+            itself); unset or empty variable -> no ``Authorization`` header.
+        timeout_s: per-request timeout in seconds.
+        retries: attempts after the first on timeouts, connection errors, 429 and 5xx,
+            with exponential backoff (0.5 s, 1 s, 2 s, ... capped at 8 s).
+        top_k: top logprobs requested per token (OpenAI allows at most 20).
+        n_ctx: the model's context window in tokens, if known (enables passage truncation).
+
+    Raises (from :meth:`generate`):
+        ModelError: unreachable after the retries, a non-retryable HTTP error, or a bad body.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        family: str = "chat",
+        api_key_env: str | None = "OPENAI_API_KEY",
+        timeout_s: float = 30.0,
+        retries: int = 2,
+        top_k: int = 5,
+        n_ctx: int | None = None,
+    ) -> None:
+        if family not in ("chat", "base"):
+            raise ValueError(f"family must be 'chat' or 'base', got {family!r}")
+        base_url = base_url.rstrip("/")
+        if not base_url.endswith("/v1"):
+            base_url += "/v1"
+        self.model_id = model
+        self.base_url = base_url
+        self.family = family
+        self.top_k = int(top_k)
+        self.n_ctx = n_ctx
+        self.retries = int(retries)
+        self.timeout_s = float(timeout_s)
+        headers = {}
+        key = os.environ.get(api_key_env, "") if api_key_env else ""
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        self._http = httpx.Client(base_url=base_url, timeout=timeout_s, headers=headers)
+
+    def _post(self, path: str, body: dict) -> dict:
+        r = self._http.post(path, json=body)
+        r.raise_for_status()
+        return r.json()
+
+    def generate(self, prompt: Prompt) -> Generation:
+        """One greedy generation (temperature 0). See the class docstring for errors."""
+        chat = prompt.messages is not None
+        body: dict = {"model": self.model_id, "max_tokens": prompt.max_tokens, "temperature": 0.0}
+        if prompt.stop:
+            body["stop"] = prompt.stop
+        if chat:
+            body.update(messages=prompt.messages, logprobs=True, top_logprobs=self.top_k)
+            path = "/chat/completions"
+        else:
+            body.update(prompt=prompt.text, logprobs=self.top_k)
+            path = "/completions"
+        t0 = time.perf_counter()
+        try:
+            for attempt in Retrying(
+                stop=stop_after_attempt(self.retries + 1),
+                wait=wait_exponential(multiplier=0.5, max=8),
+                retry=retry_if_exception(_retryable),
+                reraise=True,
+            ):
+                with attempt:
+                    resp = self._post(path, body)
+        except httpx.HTTPStatusError as e:
+            raise ModelError(
+                f"{self.model_id}@{self.base_url}: HTTP {e.response.status_code}: {e.response.text[:300]}"
+            ) from e
+        except (httpx.TransportError, RetryError) as e:
+            raise ModelError(
+                f"{self.model_id}@{self.base_url}: unreachable after {self.retries + 1} attempts "
+                f"(timeout {self.timeout_s:g} s): {e!r}"
+            ) from e
+        except ValueError as e:
+            raise ModelError(f"{self.model_id}@{self.base_url}: reply is not JSON: {e}") from e
+        return parse_response(resp, chat=chat, model=self.model_id, latency_s=time.perf_counter() - t0)
+
+    def prompt_tokens(self, prompt: Prompt) -> int | None:
+        """Unknown for a generic endpoint: returns ``None`` (no client-side truncation)."""
+        return None
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._http.close()
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatBackend({self.model_id!r} @ {self.base_url}, family={self.family!r})"

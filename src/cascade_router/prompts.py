@@ -1,0 +1,196 @@
+"""Prompts per model family and task style, and the one answer clean-up function.
+
+Families:
+    ``chat``: instruction-tuned models reached through their chat template (SmolLM2-Instruct,
+        OpenAI-style chat endpoints).
+    ``base``: base models reached with few-shot completion prompts (Gemma 3 270M base).
+
+Tasks:
+    ``squad``: extractive short answer from one passage (SQuAD v1.1).
+    ``squad-v2``: as ``squad`` but the model may abstain; an abstention becomes ``""``.
+    ``hotpotqa``: multi-hop question over several titled paragraphs; yes/no allowed.
+    ``open``: no passage; answer from the model's own knowledge.
+
+The passage always comes before the question, and the fixed instructions and few-shot examples
+come before the passage, so that questions on the same passage share the longest possible
+KV-cache prefix. The few-shot examples below were written for this project; none is taken from
+an evaluation set.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .models.base import Prompt
+
+TASKS = ("squad", "squad-v2", "hotpotqa", "open")
+FAMILIES = ("chat", "base")
+#: What a model says to abstain; :func:`clean_answer` maps it to the empty answer.
+ABSTAIN = "unanswerable"
+
+DATASET_TASK = {"squad-v1.1": "squad", "squad-v2.0": "squad-v2", "hotpotqa": "hotpotqa"}
+
+
+@dataclass(frozen=True)
+class Shot:
+    """One worked example: passage (may be empty), question, answer."""
+
+    context: str
+    question: str
+    answer: str
+
+
+_SHOTS_EXTRACTIVE = (
+    Shot(
+        "The Larkspur Bridge, finished in 1911, crosses the Tamsen River at its narrowest point. "
+        "It was designed by the engineer Clara Voss and carried trams until 1958.",
+        "Who designed the Larkspur Bridge?",
+        "Clara Voss",
+    ),
+    Shot(
+        "Marrowfield is a market town of about 12,000 people. Its weekly cheese market, held every "
+        "Thursday since 1620, draws traders from across the valley.",
+        "On which day is the cheese market held?",
+        "Thursday",
+    ),
+)
+_SHOT_UNANSWERABLE = Shot(
+    "The Orrin telescope sits on Mount Kell at 2,400 metres. It was built to study faint comets "
+    "and began observations in 1987.",
+    "Who paid for the Orrin telescope?",
+    ABSTAIN,
+)
+_SHOTS_MULTIHOP = (
+    Shot(
+        "Harwick Lane: Harwick Lane is a 2009 novel by the writer Tomas Brell.\n\n"
+        "Tomas Brell: Tomas Brell (born 1971) is a novelist from Ghent, Belgium.",
+        "In which city was the author of Harwick Lane born?",
+        "Ghent",
+    ),
+    Shot(
+        "Velia Sound: Velia Sound is a rock band formed in Leeds in 1994.\n\n"
+        "The Marrows: The Marrows are a folk band formed in Cork in 2001.",
+        "Was Velia Sound formed before The Marrows?",
+        "yes",
+    ),
+)
+
+_INSTRUCTIONS = {
+    "squad": "Answer the question with the shortest span copied from the passage: a few words, "
+    "not a sentence.",
+    "squad-v2": "Answer the question with the shortest span copied from the passage: a few words, "
+    f"not a sentence. If the passage does not contain the answer, reply {ABSTAIN}.",
+    "hotpotqa": "Answer the question using the paragraphs. Reply with a short span (a few words), "
+    "or yes or no.",
+    "open": "Answer the question with a few words, not a sentence.",
+}
+
+
+def _shots(task: str) -> tuple[Shot, ...]:
+    if task == "squad":
+        return _SHOTS_EXTRACTIVE
+    if task == "squad-v2":
+        return (*_SHOTS_EXTRACTIVE, _SHOT_UNANSWERABLE)
+    if task == "hotpotqa":
+        return _SHOTS_MULTIHOP
+    return ()
+
+
+def check_task(task: str) -> str:
+    """Return ``task`` if valid; raises ValueError listing the valid task names otherwise."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+    return task
+
+
+def _block(context: str, question: str, task: str) -> str:
+    label = "Paragraphs" if task == "hotpotqa" else "Passage"
+    head = f"{label}:\n{context}\n\n" if context else ""
+    return f"{head}Question: {question}"
+
+
+def build_prompt(
+    question: str,
+    context: str | None,
+    task: str,
+    family: str,
+    max_tokens: int = 24,
+    style: str = "short",
+) -> Prompt:
+    """Build the prompt for one question.
+
+    Args:
+        question: the question text (non-empty).
+        context: the passage (``None`` or ``""`` for ``open``).
+        task: one of :data:`TASKS`.
+        family: ``"chat"`` or ``"base"`` (see module docstring).
+        max_tokens: completion budget in tokens.
+        style: for the ``chat`` family, ``"short"`` (instructions in the system message and
+            few-shot turns, the measured best variant, see README) or ``"plain"`` (instructions
+            only, no example turns).
+
+    Returns:
+        A :class:`Prompt` with chat ``messages`` (chat family) or raw ``text`` (base family);
+        stop strings end the answer at the first newline.
+
+    Raises:
+        ValueError: unknown task, family or style.
+    """
+    check_task(task)
+    context = context or ""
+    if family == "chat":
+        if style not in ("short", "plain"):
+            raise ValueError(f"unknown prompt style {style!r}; valid: short, plain")
+        messages = [{"role": "system", "content": _INSTRUCTIONS[task]}]
+        if style == "short":
+            for shot in _shots(task):
+                messages.append({"role": "user", "content": _block(shot.context, shot.question, task)})
+                messages.append({"role": "assistant", "content": shot.answer})
+        messages.append({"role": "user", "content": _block(context, question, task)})
+        return Prompt(messages=messages, stop=["\n"], max_tokens=max_tokens)
+    if family == "base":
+        parts = [_INSTRUCTIONS[task], ""]
+        for shot in _shots(task):
+            parts.append(_block(shot.context, shot.question, task) + f"\nAnswer: {shot.answer}\n")
+        parts.append(_block(context, question, task) + "\nAnswer:")
+        return Prompt(text="\n".join(parts), stop=["\n"], max_tokens=max_tokens)
+    raise ValueError(f"unknown model family {family!r}; valid families: {', '.join(FAMILIES)}")
+
+
+_PREFIX = re.compile(
+    r"^\s*(?:the\s+)?(?:final\s+|short\s+)?(?:answer|response|a)\s*(?:is)?\s*[:\-–]\s*", re.I
+)
+_ABSTAIN_RE = re.compile(
+    r"^(?:unanswerable|no answer|not answerable|cannot be answered|unknown|n/?a|none)\b", re.I
+)
+_QUOTES = "\"'“”‘’`«»"
+
+
+def clean_answer(text: str, allow_abstain: bool = False) -> str:
+    """Reduce a raw completion to the answer string that gets scored.
+
+    Steps, in order: keep the first non-empty line; drop a leading ``Answer:``-style prefix
+    (``Answer:``, ``A:``, ``The answer is:``); strip surrounding quotes and whitespace; drop a
+    trailing period (but keep it after a one-letter abbreviation such as ``U.S.``); and, where
+    ``allow_abstain`` is true (SQuAD v2), map an abstention (``unanswerable``, ``no answer``,
+    ``unknown``, ``N/A``, ``none``) to ``""``, the official no-answer prediction.
+
+    Args:
+        text: raw completion text, any length.
+        allow_abstain: map abstentions to the empty string.
+
+    Returns:
+        The cleaned answer (possibly ``""``).
+    """
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    ans = lines[0] if lines else ""
+    for _ in range(2):
+        ans = _PREFIX.sub("", ans, count=1).strip()
+        ans = ans.strip(_QUOTES).strip()
+    if ans.endswith(".") and not re.search(r"(?:^|[\s.])\w\.$", ans):
+        ans = ans[:-1].rstrip()
+    ans = ans.strip(_QUOTES).strip()
+    if allow_abstain and _ABSTAIN_RE.match(ans):
+        return ""
+    return ans

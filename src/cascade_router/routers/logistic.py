@@ -1,0 +1,95 @@
+"""A learned router: logistic regression on the confidence signals (scikit-learn)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from ..signals import SIGNALS
+from .base import Router, SignalRows, as_rows, column, register
+
+
+@register
+class LogisticRouter(Router):
+    """P(the LLM answer is better than the SLM answer | signals), by logistic regression.
+
+    The model is scikit-learn's ``SimpleImputer(median) -> StandardScaler -> LogisticRegression``.
+    The decision score is that probability; escalate iff it exceeds ``threshold``. Labels for
+    :meth:`fit` are 1 where escalating helps (e.g. LLM F1 > SLM F1 on a calibration question).
+    Saved JSON holds the fitted medians, scaler and coefficients; a loaded router computes the
+    same probability ``sigmoid(w . z + b)`` from them with numpy.
+
+    Args:
+        signals: names of the input signals (default: all of :data:`SIGNALS`).
+        C: inverse L2 regularisation strength (scikit-learn's ``C``).
+        threshold: probability above which to escalate.
+    """
+
+    kind = "logistic"
+
+    def __init__(self, signals: Sequence[str] | None = None, C: float = 1.0, threshold: float = 0.5) -> None:
+        self.signals = list(signals or SIGNALS)
+        unknown = [s for s in self.signals if s not in SIGNALS]
+        if unknown:
+            raise ValueError(f"unknown signals {unknown}; valid: {', '.join(SIGNALS)}")
+        self.C = float(C)
+        self.threshold = float(threshold)
+        self._state: dict[str, Any] | None = None
+
+    def get_params(self) -> dict[str, Any]:
+        return {"signals": list(self.signals), "C": self.C, "threshold": self.threshold}
+
+    def _matrix(self, rows: SignalRows) -> np.ndarray:
+        return np.column_stack([column(rows, s) for s in self.signals])
+
+    def fit(self, signals: SignalRows, y: Sequence[int] | None = None) -> "LogisticRouter":
+        """Fit on signal rows (length n) and labels ``y`` (n,) in {0, 1}.
+
+        Raises:
+            ValueError: ``y`` missing, wrong length, or a single class.
+        """
+        rows = as_rows(signals)
+        if y is None or len(y) != len(rows):
+            raise ValueError(f"fit needs y with one label per row ({len(rows)})")
+        y = np.asarray(y, dtype=int)
+        if len(np.unique(y)) < 2:
+            raise ValueError("fit needs both classes in y (some questions where escalating helps, some where not)")
+        X = self._matrix(rows)
+        keep = ~np.all(np.isnan(X), axis=0)
+        X = np.where(np.isnan(X) & ~keep, 0.0, X)  # an all-nan column imputes to 0
+        pipe = make_pipeline(
+            SimpleImputer(strategy="median", keep_empty_features=True),
+            StandardScaler(),
+            LogisticRegression(C=self.C, max_iter=1000),
+        )
+        pipe.fit(X, y)
+        imp, sc, lr = pipe.steps[0][1], pipe.steps[1][1], pipe.steps[2][1]
+        self._state = {
+            "medians": imp.statistics_.tolist(),
+            "mean": sc.mean_.tolist(),
+            "scale": sc.scale_.tolist(),
+            "coef": lr.coef_[0].tolist(),
+            "intercept": float(lr.intercept_[0]),
+        }
+        return self
+
+    def decision_function(self, signals) -> np.ndarray:
+        if self._state is None:
+            raise RuntimeError("LogisticRouter is not fitted: call fit() or load a fitted router")
+        st = self._state
+        X = self._matrix(as_rows(signals))
+        med = np.asarray(st["medians"])
+        X = np.where(np.isnan(X), med, X)
+        z = (X - np.asarray(st["mean"])) / np.asarray(st["scale"])
+        return 1.0 / (1.0 + np.exp(-(z @ np.asarray(st["coef"]) + st["intercept"])))
+
+    def _get_state(self) -> dict[str, Any]:
+        return dict(self._state or {})
+
+    def _set_state(self, state) -> None:
+        self._state = dict(state) if state else None

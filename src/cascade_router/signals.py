@@ -1,0 +1,131 @@
+"""Confidence signals: pure functions of one SLM :class:`Generation` (and its cleaned answer).
+
+Every signal is defined for every generation: where it cannot be measured (no logprobs from
+the backend, or no generated token) it is ``nan``, and routers treat ``nan`` as "no evidence"
+(a threshold rule on a ``nan`` signal never fires; learned routers impute it).
+
+Logprobs are natural logs; probabilities are ``exp(logprob)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+from .models.base import Generation
+
+NAN = float("nan")
+
+
+def length_words(gen: Generation, answer: str | None = None) -> float:
+    """Answer length in whitespace-separated words (of the cleaned ``answer`` when given, else of
+    the raw text). 0 for an empty answer."""
+    text = gen.text if answer is None else answer
+    return float(len(text.split()))
+
+
+def length_tokens(gen: Generation, answer: str | None = None) -> float:
+    """Generated tokens (``completion_tokens``, else ``len(tokens)``)."""
+    return float(gen.completion_tokens or len(gen.tokens))
+
+
+def _lps(gen: Generation) -> np.ndarray | None:
+    if gen.logprobs is None or len(gen.logprobs) == 0:
+        return None
+    return np.asarray(gen.logprobs, dtype=float)
+
+
+def mean_logprob(gen: Generation, answer: str | None = None) -> float:
+    """Mean of the per-token logprobs (nats per token); nan without logprobs or tokens."""
+    lp = _lps(gen)
+    return NAN if lp is None else float(lp.mean())
+
+
+def min_logprob(gen: Generation, answer: str | None = None) -> float:
+    """Minimum per-token logprob (the least confident token); nan without logprobs or tokens."""
+    lp = _lps(gen)
+    return NAN if lp is None else float(lp.min())
+
+
+def _quantile(q: float) -> Callable[[Generation, str | None], float]:
+    def f(gen: Generation, answer: str | None = None) -> float:
+        lp = _lps(gen)
+        return NAN if lp is None else float(np.quantile(lp, q))  # numpy's default linear method
+
+    f.__doc__ = (
+        f"The {int(q * 100)}th percentile of the per-token logprobs (linear interpolation), a "
+        "low-quantile aggregate after Gupta et al., 'Language Model Cascades: Token-level "
+        "Uncertainty and Beyond', ICLR 2024. nan without logprobs or tokens."
+    )
+    return f
+
+
+quantile_logprob_10 = _quantile(0.10)
+quantile_logprob_25 = _quantile(0.25)
+
+
+def _position_entropy(tops: list) -> float:
+    lp = np.asarray([t.logprob for t in tops], dtype=float)
+    p = np.exp(lp - lp.max())
+    p /= p.sum()
+    nz = p[p > 0]
+    return float(-(nz * np.log(nz)).sum())
+
+
+def mean_entropy(gen: Generation, answer: str | None = None) -> float:
+    """Mean per-token entropy in nats, estimated from the truncated top-k distribution.
+
+    At each generated position the top-k probabilities are renormalised to sum to 1 and
+    ``H = -sum p log p`` is taken; the mean over positions is returned. Because the tail beyond
+    the top k is dropped this underestimates the true entropy, and is bounded by ``log k``
+    (1.609 nats for k=5). nan without top logprobs or tokens.
+    """
+    if not gen.top_logprobs:
+        return NAN
+    hs = [_position_entropy(t) for t in gen.top_logprobs if t]
+    return float(np.mean(hs)) if hs else NAN
+
+
+def first_token_margin(gen: Generation, answer: str | None = None) -> float:
+    """Probability margin ``p(top-1) - p(top-2)`` at the first generated token, in [0, 1].
+
+    After Ramirez et al., 'Optimising Calls to Large Language Models with Uncertainty-Based
+    Two-Tier Selection', COLM 2024. With only one alternative reported the margin is ``p(top-1)``;
+    nan without top logprobs or tokens.
+    """
+    if not gen.top_logprobs or not gen.top_logprobs[0]:
+        return NAN
+    ps = sorted((math.exp(t.logprob) for t in gen.top_logprobs[0]), reverse=True)
+    return float(ps[0] - (ps[1] if len(ps) > 1 else 0.0))
+
+
+#: Every signal by name: ``f(generation, cleaned_answer) -> float``.
+SIGNALS: dict[str, Callable[[Generation, str | None], float]] = {
+    "length_words": length_words,
+    "length_tokens": length_tokens,
+    "mean_logprob": mean_logprob,
+    "min_logprob": min_logprob,
+    "mean_entropy": mean_entropy,
+    "first_token_margin": first_token_margin,
+    "quantile_logprob_10": quantile_logprob_10,
+    "quantile_logprob_25": quantile_logprob_25,
+}
+
+#: +1 where a larger value means less confident (escalate), -1 where a smaller value does.
+DIRECTION: dict[str, int] = {
+    "length_words": 1,
+    "length_tokens": 1,
+    "mean_logprob": -1,
+    "min_logprob": -1,
+    "mean_entropy": 1,
+    "first_token_margin": -1,
+    "quantile_logprob_10": -1,
+    "quantile_logprob_25": -1,
+}
+
+
+def compute_signals(gen: Generation, answer: str | None = None) -> dict[str, float]:
+    """All :data:`SIGNALS` for one generation: ``{name: value}`` (values may be nan)."""
+    return {name: f(gen, answer) for name, f in SIGNALS.items()}
