@@ -14,8 +14,10 @@ def main() -> None:
 
 
 def _register() -> None:
-    from .commands import score
+    from .commands import ask, models, score
 
+    main.add_command(ask.command, "ask")
+    main.add_command(models.command, "models")
     main.add_command(score.command, "score")
 
 

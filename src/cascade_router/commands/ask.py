@@ -1,0 +1,73 @@
+"""`cascade-router ask`: answer one question through the cascade and say why it was routed so."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import click
+
+from ..models.base import ModelError
+from ..models.registry import ModelNotAvailable, parse_spec
+from ..prompts import TASKS
+from .common import fail, resolve_config
+
+
+@click.command()
+@click.option("--question", "-q", required=True, help="The question.")
+@click.option("--context", "-c", default=None, help="The passage, as text.")
+@click.option("--context-file", type=click.Path(dir_okay=False), default=None, help="Read the passage from a file.")
+@click.option("--slm", default=None, help="SLM spec (default smollm2-135m).")
+@click.option("--llm", default=None, help="LLM spec (default gemma3-270m).")
+@click.option("--router", "-r", default=None, help="Router name or JSON file (default seed-v1).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Cascade config (.toml/.yaml).")
+@click.option("--task", type=click.Choice(TASKS), default=None, help="Prompt style (default: squad with a passage, open without).")
+@click.option("--threads", type=int, default=None, help="llama.cpp threads per model (default: all cores).")
+@click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
+def command(question, context, context_file, slm, llm, router, config_path, task, threads, as_json):
+    """Answer QUESTION with the SLM; escalate to the LLM if the router says so."""
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    if not question.strip():
+        fail("--question is empty")
+    if context is not None and context_file is not None:
+        fail("give --context or --context-file, not both")
+    if context_file is not None:
+        try:
+            context = Path(context_file).read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            fail(f"--context-file {context_file}: {e}")
+    for opt, spec in (("--slm", slm), ("--llm", llm)):
+        if spec:
+            try:
+                parse_spec(spec)
+            except ValueError as e:
+                fail(f"{opt}: {e}")
+    cfg = resolve_config(config_path, slm, llm, router, threads)
+    task = task or ("squad" if context else "open")
+    from ..config import build_cascade
+
+    try:
+        cascade = build_cascade(cfg)
+    except (ModelNotAvailable, ModelError, FileNotFoundError, ValueError) as e:
+        fail(str(e), code=1)
+    try:
+        res = cascade.answer(question, context, task=task)
+    except ModelError as e:
+        fail(str(e), code=1)
+    finally:
+        cascade.close()
+    if as_json:
+        click.echo(json.dumps(res.to_dict(), indent=2, default=str))
+        return
+    click.echo(res.answer if res.answer else "(no answer)")
+    tier = cfg.slm.model if res.route == "slm" else cfg.llm.model
+    how = "escalated" if res.escalated else "kept the SLM answer"
+    if res.degraded:
+        how = f"escalation failed, SLM answer returned (degraded): {res.error}"
+    click.echo(f"\nanswered by: {res.route} ({tier}); router {cfg.router if isinstance(cfg.router, str) else 'custom'} {how}")
+    click.echo(f"decision score {res.decision_score:.3f} vs threshold {res.threshold:g}")
+    for r in res.reasons:
+        click.echo(str(r))
+    click.echo(f"SLM answer: {res.slm_answer!r}" + (f"\nLLM answer: {res.llm_answer!r}" if res.llm_answer is not None else ""))
+    click.echo(f"tokens: {res.total_tokens}  latency: {res.latency_s:.2f} s  cost: ${res.cost_usd:.8f}")
