@@ -1,0 +1,79 @@
+"""``cascade-router score``: official metrics for a predictions file (SQuAD v1.1/v2.0, HotpotQA)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ..datasets import DATASETS, DatasetError, load_raw
+from ..datasets.files import read_json
+from ..metrics import (
+    PredictionsError,
+    evaluate_hotpot,
+    evaluate_squad_v1,
+    evaluate_squad_v2,
+)
+
+
+def _read(path: str, what: str) -> object:
+    try:
+        return read_json(path)
+    except DatasetError as exc:  # the message already names the file
+        raise PredictionsError(f"{what} file {exc}") from None
+
+
+def _score(dataset: str, data_path, pred_path: str, na_path, na_thresh: float, zero: bool) -> dict:
+    if dataset not in DATASETS:
+        raise DatasetError(f"unknown dataset {dataset!r}; valid names: {', '.join(DATASETS)}")
+    if na_path is not None and dataset != "squad-v2.0":
+        raise PredictionsError("--na-probs applies to squad-v2.0 only")
+    data = load_raw(dataset, data_path)
+    predictions = _read(pred_path, "predictions")
+    try:
+        if dataset == "squad-v1.1":
+            return evaluate_squad_v1(data, predictions)
+        if dataset == "hotpotqa":
+            return evaluate_hotpot(data, predictions)
+        na_probs = None if na_path is None else _read(na_path, "na-probs")
+        return evaluate_squad_v2(
+            data, predictions, na_probs, na_thresh, missing="zero" if zero else "error"
+        )
+    except PredictionsError as exc:
+        raise PredictionsError(f"{pred_path}: {exc}") from None
+
+
+@click.command(name="score")
+@click.option("--dataset", required=True, metavar="NAME", help=f"One of: {', '.join(DATASETS)}.")
+@click.option(
+    "--data", "data_path", default=None, metavar="PATH",
+    help="Official .json/.json.gz data file (default: the bundled dev file).",
+)
+@click.option(
+    "--predictions", "pred_path", required=True, metavar="PRED.json",
+    help='SQuAD: {id: answer}. HotpotQA: {"answer": {id: answer}, "sp": {id: [[title, i], ...]}}.',
+)
+@click.option(
+    "--na-probs", "na_path", default=None, metavar="NA.json",
+    help="squad-v2.0 only: {id: P(no answer)}; adds best_exact/best_f1 and their thresholds.",
+)
+@click.option(
+    "--na-prob-thresh", type=float, default=1.0, show_default=True,
+    help='squad-v2.0: answer "" when P(no answer) is above this.',
+)
+@click.option(
+    "--missing-as-zero", is_flag=True,
+    help="squad-v2.0: score questions without a prediction 0 instead of failing "
+    "(squad-v1.1 and hotpotqa always do, as their official scripts).",
+)
+def command(dataset, data_path, pred_path, na_path, na_prob_thresh, missing_as_zero) -> None:
+    """Print the official metrics (same names and scales as evaluate-v1.1.py, evaluate-v2.0.py,
+    hotpot_evaluate_v1.py) as JSON. Questions without a prediction are listed on stderr.
+    Bad input: a one-line error and exit code 2."""
+    try:
+        result = _score(dataset, data_path, pred_path, na_path, na_prob_thresh, missing_as_zero)
+    except (DatasetError, PredictionsError) as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(json.dumps(result, indent=2))
