@@ -15,10 +15,13 @@ def main() -> None:
 
 def _register() -> None:
     from .commands import ask, models, score
+    from .commands.eval import eval_command, report_command
 
     main.add_command(ask.command, "ask")
     main.add_command(models.command, "models")
     main.add_command(score.command, "score")
+    main.add_command(eval_command, "eval")
+    main.add_command(report_command, "report")
 
 
 _register()

@@ -1,0 +1,159 @@
+"""`cascade-router eval` and `cascade-router report`: the evaluation harness on a real dataset."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from ..config import CascadeConfig
+from ..datasets import DATASETS, DatasetError, load_dataset, sample
+from ..models.registry import ModelNotAvailable, parse_spec
+from ..prompts import DATASET_TASK
+from .common import fail, resolve_config
+
+DEFAULT_LIMIT = 200
+
+
+def _identity(cfg: CascadeConfig, dataset: str, data: str | None, limit: int | None, seed: int, n: int) -> dict:
+    return {
+        "dataset": dataset,
+        "data": str(Path(data).resolve()) if data else "bundled",
+        "slm": cfg.slm.model,
+        "llm": cfg.llm.model,
+        "limit": limit,
+        "seed": seed,
+        "questions": n,
+        "max_tokens": cfg.max_tokens,
+        "prompt_version": 1,
+    }
+
+
+def _analyse_and_write(run_dir: Path, identity: dict, cfg: CascadeConfig, examples, seed: int, extra: dict | None = None):
+    from ..evaluation.analysis import analyse, load_run
+    from ..evaluation.report import write_report
+    from ..evaluation.store import RunStore
+
+    store = RunStore(run_dir)
+    try:
+        run = load_run(examples, store, cfg.slm.price_or_default(), cfg.llm.price_or_default())
+    finally:
+        store.close()
+    res = analyse(run, seed=seed)
+    paths = write_report(run_dir, identity, run, res, extra)
+    return run, res, paths
+
+
+def _print_summary(run, res, paths) -> None:
+    p = res["points"]
+    click.echo(f"scored {run.n} questions (errors: slm {len(run.errors['slm'])}, llm {len(run.errors['llm'])})")
+    for name in ("always-slm", "always-llm", "seed-v1", "seed-v2", "seed-v3", "oracle"):
+        x = p[name]
+        click.echo(f"  {name:11} F1 {x['f1']:5.1f}  EM {x['exact']:5.1f}  LLM calls {100 * x['llm_call_rate']:5.1f}%")
+    best = max(((k, v) for k, v in res["curves"].items() if k not in ("oracle", "random") and v.get("apgr") is not None and v["apgr"] == v["apgr"]),
+               key=lambda kv: kv[1]["apgr"], default=None)
+    if best:
+        click.echo(f"  best router on the test split by APGR: {best[0]} (APGR {best[1]['apgr']:.3f})")
+    click.echo(f"report: {paths['report']}")
+
+
+@click.command("eval")
+@click.option("--dataset", required=True, help=f"One of: {', '.join(DATASETS)}.")
+@click.option("--data", type=click.Path(dir_okay=False), default=None, help="A file in the official format (default: the bundled copy).")
+@click.option("--limit", type=int, default=DEFAULT_LIMIT, show_default=True, help="Questions to sample (whole passages, seeded); 0 = all.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the sample, the split and the random router.")
+@click.option("--slm", default=None, help="SLM spec (default smollm2-135m).")
+@click.option("--llm", default=None, help="LLM spec (default gemma3-270m).")
+@click.option("--routers", default=None, help="Comma-separated extra routers to check by name (all built-in ones are always reported).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Cascade config (.toml/.yaml): tiers, prices.")
+@click.option("--threads", type=int, default=None, help="llama.cpp threads per model (default: all cores).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Run directory (default runs/DATASET-SLM-LLM-nLIMIT-sSEED). Rerun to resume.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, threads, out_dir, no_progress):
+    """Run both tiers on a dataset sample, store every generation, and score every router offline."""
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    if dataset not in DATASETS:
+        fail(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
+    if limit is not None and limit < 0:
+        fail("--limit must be >= 0")
+    for opt, spec in (("--slm", slm), ("--llm", llm)):
+        if spec:
+            try:
+                parse_spec(spec)
+            except ValueError as e:
+                fail(f"{opt}: {e}")
+    cfg = resolve_config(config_path, slm, llm, None, threads)
+    for r in (routers or "").split(","):
+        if r.strip():
+            resolve_config(None, None, None, r.strip())  # validates the name (exit 2 on error)
+    try:
+        examples = sample(load_dataset(dataset, data), limit or None, seed=seed)
+    except DatasetError as e:
+        fail(str(e))
+    if not examples:
+        fail(f"{dataset}: no questions to evaluate")
+    lim = limit or None
+    run_dir = Path(out_dir or f"runs/{dataset}-{cfg.slm.model.split('/')[-1]}-{cfg.llm.model.split('/')[-1]}-n{lim or 'all'}-s{seed}")
+    identity = _identity(cfg, dataset, data, lim, seed, len(examples))
+
+    from ..evaluation.runner import run_generations
+    from ..evaluation.store import RunMismatchError, RunStore
+
+    store = RunStore(run_dir)
+    try:
+        store.bind(identity)
+    except RunMismatchError as e:
+        store.close()
+        fail(str(e))
+    click.echo(f"{dataset}: {len(examples)} questions -> {run_dir} (SLM {cfg.slm.model}, LLM {cfg.llm.model})", err=True)
+    try:
+        tiers = {"slm": cfg.slm.open(), "llm": cfg.llm.open()}
+    except (ModelNotAvailable, FileNotFoundError, ValueError, RuntimeError) as e:
+        store.close()
+        fail(str(e), code=1)
+    try:
+        stats = run_generations(examples, tiers, store, DATASET_TASK[dataset], cfg.max_tokens, progress=not no_progress)
+    finally:
+        for b in tiers.values():
+            b.close()
+        store.close()
+    click.echo(f"generated {stats.generated}, resumed past {stats.skipped}, errors {stats.errors}; "
+               f"wall {stats.wall_s:.1f} s, in models {stats.model_s:.1f} s", err=True)
+    identity_out = dict(identity, command=" ".join(["cascade-router"] + [shlex.quote(a) for a in sys.argv[1:]]))
+    extra = {"last_run": {"generated": stats.generated, "resumed": stats.skipped, "errors": stats.errors,
+                          "wall_s": stats.wall_s, "model_s": stats.model_s}}
+    run, res, paths = _analyse_and_write(run_dir, identity_out, cfg, examples, seed, extra)
+    _print_summary(run, res, paths)
+
+
+@click.command("report")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Config with tier prices to apply.")
+def report_command(run_dir, config_path):
+    """Rebuild RUN_DIR's report from its stored generations, without running a model."""
+    from ..evaluation.store import DB_NAME, RunStore
+
+    rd = Path(run_dir)
+    if not (rd / DB_NAME).is_file():
+        fail(f"{rd}: no {DB_NAME} here; is this a run directory made by `cascade-router eval`?")
+    store = RunStore(rd)
+    ident = store.meta()
+    store.close()
+    if not ident.get("dataset"):
+        fail(f"{rd}: the run has no recorded identity")
+    cfg = resolve_config(config_path, None, None, None)
+    cfg.slm.model, cfg.llm.model = ident["slm"], ident["llm"]
+    try:
+        data = None if ident["data"] == "bundled" else ident["data"]
+        examples = sample(load_dataset(ident["dataset"], data), ident["limit"], seed=ident["seed"])
+    except DatasetError as e:
+        fail(str(e))
+    summary_path = rd / "summary.json"
+    prev = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    ident_out = dict(ident, command=prev.get("identity", {}).get("command", ""))
+    run, res, paths = _analyse_and_write(rd, ident_out, cfg, examples, ident["seed"], {"last_run": prev.get("last_run")})
+    _print_summary(run, res, paths)

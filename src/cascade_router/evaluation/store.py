@@ -1,0 +1,124 @@
+"""A run's generations, stored in SQLite as they are made, so that a run resumes after a crash.
+
+One row per (question id, tier). Each row is committed as soon as its generation returns, so a
+crash or kill loses at most the question in flight, and the primary key stops any question from
+being stored twice. The run's identity (dataset, models, prompts, sample) lives in the ``meta``
+table; a run directory made with other settings is refused rather than mixed.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..models.base import Generation
+
+DB_NAME = "generations.sqlite"
+TIERS = ("slm", "llm")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS generations (
+    qid TEXT NOT NULL,
+    tier TEXT NOT NULL CHECK (tier IN ('slm', 'llm')),
+    answer TEXT,
+    generation TEXT,
+    error TEXT,
+    created REAL NOT NULL,
+    PRIMARY KEY (qid, tier)
+);
+"""
+
+
+class RunMismatchError(ValueError):
+    """The run directory was made with other settings (dataset, models, prompts, sample)."""
+
+
+@dataclass
+class StoredGeneration:
+    """One stored row: the cleaned answer and the generation, or the error for that question."""
+
+    qid: str
+    tier: str
+    answer: str | None
+    generation: Generation | None
+    error: str | None
+
+
+class RunStore:
+    """SQLite store of one evaluation run (``RUN_DIR/generations.sqlite``).
+
+    Args:
+        run_dir: the run directory (created if missing).
+
+    Raises:
+        sqlite3.DatabaseError: the file exists but is not a usable database.
+    """
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.run_dir / DB_NAME
+        self._db = sqlite3.connect(self.path, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        self._db.commit()
+
+    # --- identity ----------------------------------------------------------------------------
+    def meta(self) -> dict[str, Any]:
+        """The stored run identity ``{key: value}`` (empty for a new run)."""
+        return {k: json.loads(v) for k, v in self._db.execute("SELECT key, value FROM meta")}
+
+    def bind(self, identity: dict[str, Any]) -> None:
+        """Record the run identity, or check it against the stored one.
+
+        Raises:
+            RunMismatchError: a stored key differs; the message names each differing key.
+        """
+        stored = self.meta()
+        diffs = [
+            f"{k}: stored {stored[k]!r}, requested {v!r}"
+            for k, v in identity.items()
+            if k in stored and stored[k] != v
+        ]
+        if diffs:
+            raise RunMismatchError(
+                f"{self.run_dir} holds a run made with other settings; refusing to mix "
+                f"({'; '.join(diffs)}). Use another --out directory."
+            )
+        with self._db:
+            for k, v in identity.items():
+                self._db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (k, json.dumps(v)))
+
+    # --- rows --------------------------------------------------------------------------------
+    def done(self) -> set[tuple[str, str]]:
+        """The (qid, tier) pairs already stored."""
+        return set(self._db.execute("SELECT qid, tier FROM generations"))
+
+    def put(self, qid: str, tier: str, answer: str | None, gen: Generation | None, error: str | None = None) -> bool:
+        """Store one result and commit; returns False (and keeps the old row) if already stored."""
+        with self._db:
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO generations VALUES (?, ?, ?, ?, ?, ?)",
+                (qid, tier, answer, json.dumps(gen.to_dict()) if gen is not None else None, error, time.time()),
+            )
+        return cur.rowcount == 1
+
+    def rows(self) -> Iterator[StoredGeneration]:
+        """Every stored row, in insertion order."""
+        for qid, tier, ans, gen, err in self._db.execute(
+            "SELECT qid, tier, answer, generation, error FROM generations ORDER BY rowid"
+        ):
+            yield StoredGeneration(qid, tier, ans, Generation.from_dict(json.loads(gen)) if gen else None, err)
+
+    def count(self) -> int:
+        """Rows stored."""
+        return self._db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
