@@ -14,7 +14,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from .commands import ask, models, score
+    from .commands import ask, calibrate, models, score
     from .commands.eval import eval_command, report_command
 
     main.add_command(ask.command, "ask")
@@ -22,6 +22,7 @@ def _register() -> None:
     main.add_command(score.command, "score")
     main.add_command(eval_command, "eval")
     main.add_command(report_command, "report")
+    main.add_command(calibrate.command, "calibrate")
 
 
 _register()

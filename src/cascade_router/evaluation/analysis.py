@@ -101,7 +101,7 @@ def load_run(examples: Sequence[QAExample], store: RunStore, slm_price: TierPric
     return RunData(records, errors, missing, slm_price, llm_price)
 
 
-def _sweepable(score: np.ndarray) -> np.ndarray:
+def sweepable_scores(score: np.ndarray) -> np.ndarray:
     """Routers never escalate on a nan score; place nan below every finite score for sweeps."""
     s = np.asarray(score, float).copy()
     finite = s[np.isfinite(s)]
@@ -194,8 +194,8 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5) -> dict[st
     curves: dict[str, dict[str, Any]] = {}
     tr, cr = signal_rows(test), signal_rows(calib)
     for name, router in routers.items():
-        s_test = _sweepable(router.decision_function(tr))
-        s_cal = _sweepable(router.decision_function(cr))
+        s_test = sweepable_scores(router.decision_function(tr))
+        s_cal = sweepable_scores(router.decision_function(cr))
         c = sweep(s_test, test.arrays["slm_f1"], test.arrays["llm_f1"], name=name)
         entry: dict[str, Any] = summarize(c, tq_slm, tq_llm)
         for rate in TARGET_RATES:

@@ -1,0 +1,80 @@
+"""`cascade-router calibrate`: choose a router's threshold (and fit a learned router) on a stored
+run, then save it as JSON for `ask`, `serve` and config files."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import click
+import numpy as np
+
+from ..datasets import DatasetError, load_dataset, sample
+from ..routers import LogisticRouter, get_router
+from .common import fail, resolve_config
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--router", "-r", "router_spec", default="logistic", show_default=True,
+              help="logistic, a preset (seed-v1...), or signal:NAME:THRESHOLD (threshold re-chosen).")
+@click.option("--target-rate", type=float, default=None, help="LLM-call rate to aim for, in [0, 1] (at most this rate).")
+@click.option("--target-gap", type=float, default=None,
+              help="Share of the SLM-to-LLM F1 gap to recover, in [0, 1] (cheapest threshold reaching it).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Where to write the router JSON.")
+def command(run_dir, router_spec, target_rate, target_gap, out_path):
+    """Calibrate a router on RUN_DIR's stored generations (made by `cascade-router eval`)."""
+    from ..evaluation.analysis import load_run, signal_rows, sweepable_scores
+    from ..evaluation.curves import threshold_for_quality, threshold_for_rate
+    from ..evaluation.store import DB_NAME, RunStore
+
+    if (target_rate is None) == (target_gap is None):
+        fail("give exactly one of --target-rate or --target-gap")
+    target = target_rate if target_rate is not None else target_gap
+    if not 0.0 <= target <= 1.0:
+        fail(f"{'--target-rate' if target_rate is not None else '--target-gap'} must be in [0, 1], got {target}")
+    rd = Path(run_dir)
+    if not (rd / DB_NAME).is_file():
+        fail(f"{rd}: no {DB_NAME} here; make one with `cascade-router eval --out {rd}`")
+    store = RunStore(rd)
+    ident = store.meta()
+    try:
+        data = None if ident.get("data") == "bundled" else ident.get("data")
+        examples = sample(load_dataset(ident["dataset"], data), ident["limit"], seed=ident["seed"])
+    except (DatasetError, KeyError) as e:
+        store.close()
+        fail(f"{rd}: cannot rebuild the run's questions: {e}")
+    cfg = resolve_config(None, None, None, None)
+    run = load_run(examples, store, cfg.slm.price_or_default(), cfg.llm.price_or_default())
+    store.close()
+    if run.n < 10:
+        fail(f"{rd}: only {run.n} scored questions; calibrate on at least 10")
+    rows = signal_rows(run)
+    slm_q, llm_q = run.arrays["slm_f1"], run.arrays["llm_f1"]
+    if router_spec == "logistic":
+        y = (llm_q > slm_q).astype(int)
+        if len(np.unique(y)) < 2:
+            fail("the LLM never (or always) beats the SLM in this run: nothing to learn")
+        router = LogisticRouter().fit(rows, y)
+    else:
+        try:
+            router = get_router(router_spec)
+        except ValueError as e:
+            fail(str(e))
+    scores = sweepable_scores(router.decision_function(rows))
+    if target_rate is not None:
+        t = threshold_for_rate(scores, target_rate)
+    else:
+        q_slm, q_llm = float(slm_q.mean()), float(llm_q.mean())
+        t = threshold_for_quality(scores, slm_q, llm_q, q_slm + target_gap * (q_llm - q_slm))
+        if math.isnan(t):
+            fail(f"no threshold recovers {100 * target_gap:.0f}% of the gap on this run")
+    router = router.with_threshold(t)
+    esc = np.asarray(scores > t)
+    f1 = np.where(esc, llm_q, slm_q).mean()
+    router.save(out_path)
+    click.echo(json.dumps({"router": str(out_path), "kind": router.kind, "threshold": t,
+                           "calibration_questions": run.n, "llm_call_rate": float(esc.mean()),
+                           "f1": 100 * float(f1), "slm_f1": 100 * float(slm_q.mean()),
+                           "llm_f1": 100 * float(llm_q.mean())}, indent=2))
