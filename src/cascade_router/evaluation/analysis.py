@@ -185,6 +185,8 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5) -> dict[st
     if test.n < 2 or calib.n < 2:
         return out
     tq_slm, tq_llm = float(test.arrays["slm_f1"].mean()), float(test.arrays["llm_f1"].mean())
+    test_rows = signal_rows(test)
+    out["test_points"] = {name: point_metrics(test, preset(name).predict(test_rows)) for name in PRESETS}
     out["test_baselines"] = {"slm_f1": 100 * tq_slm, "llm_f1": 100 * tq_llm}
     routers: dict[str, Any] = {f"signal:{s}": SignalRouter(s) for s in SIGNALS}
     routers.update({f"{p} (swept)": preset(p) for p in PRESETS})

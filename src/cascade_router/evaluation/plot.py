@@ -95,7 +95,7 @@ def plot_curves(
     if cost_arrays is not None:
         panels.append("cost")
 
-    fig = Figure(figsize=(6.5 * len(panels), 4.8), layout="constrained")
+    fig = Figure(figsize=(5.5 * len(panels) + 2.2, 4.8), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, panel in zip(axes, panels):
@@ -119,7 +119,8 @@ def plot_curves(
         ax.grid(True, alpha=0.3)
         if panel == "call_rate":
             ax.set_xlim(-0.02, 1.02)
-        ax.legend(fontsize="small", loc="lower right")
+    handles, labels = axes[-1].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize="small", loc="outside right center")
     fig.suptitle(title)
     fig.savefig(os.fspath(path), format="png", dpi=110)
     fig.clear()

@@ -52,6 +52,17 @@ def _prompt_cache(run: RunData) -> dict[str, Any]:
     return out
 
 
+def _plotted(res: dict[str, Any], n_signals: int = 3) -> set[str]:
+    """Curves drawn in curve.png: random, oracle, logistic, seed-v1 swept, and the best
+    ``n_signals`` single signals by APGR (AUC where APGR is undefined)."""
+    def key(item):
+        v = item[1]
+        a = v.get("apgr")
+        return a if a is not None and a == a else v.get("auc", 0.0) - 10
+    sig = sorted(((k, v) for k, v in res["curves"].items() if k.startswith("signal:")), key=key, reverse=True)
+    return {"random", "oracle", "logistic", "seed-v1 (swept)", *[k for k, _ in sig[:n_signals]]}
+
+
 def write_report(run_dir: str | Path, identity: dict[str, Any], run: RunData, res: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Path]:
     """Write every report file into ``run_dir``; returns ``{name: path}``.
 
@@ -110,11 +121,14 @@ def write_report(run_dir: str | Path, identity: dict[str, Any], run: RunData, re
     if res["curve_objects"]:
         from .plot import plot_curves
 
-        curves = [c for c, _ in res["curve_objects"]]
-        costs = [k for _, k in res["curve_objects"]]
+        chosen = _plotted(res)
+        pairs = [(c, k) for c, k in res["curve_objects"] if c.name in chosen]
         b = res["test_baselines"]
         paths["curve"] = run_dir / "curve.png"
-        plot_curves(curves, paths["curve"], b["slm_f1"] / 100, b["llm_f1"] / 100, costs=costs,
+        pts = [(f"{name} (as is)", p["llm_call_rate"], p["f1"] / 100, p["cost_per_question_usd"])
+               for name, p in res.get("test_points", {}).items()]
+        plot_curves([c for c, _ in pairs], paths["curve"], b["slm_f1"] / 100, b["llm_f1"] / 100,
+                    costs=[k for _, k in pairs], points=pts,
                     title=f"{dataset}: F1 vs LLM calls (test split, n={res['split']['test']})")
 
     paths["report"] = run_dir / "report.md"
@@ -158,7 +172,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         L.append("|---|---|---|---|---|---|---|---|")
         for name, c in summary["curves"].items():
             def pct(x):
-                return "–" if x is None else f"{100 * x:.1f}%"
+                return "–" if x is None or x != x else f"{100 * x:.1f}%"
             t30, t50 = c.get("target30"), c.get("target50")
             at = lambda t: "–" if not t else f"{pct(t['llm_call_rate'])}, {_f(t['f1'])}"  # noqa: E731
             L.append(f"| {name} | {_f(c.get('apgr'), 3)} | {pct(c.get('cpt50'))} | {pct(c.get('cpt80'))} | {pct(c.get('cpt95'))} | {_f(c.get('auc'), 3)} | {at(t30)} | {at(t50)} |")
