@@ -1,0 +1,106 @@
+"""`cascade-router serve`: an OpenAI-compatible server that routes every request through the cascade."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import click
+
+from ..models.base import ModelError
+from ..models.registry import ModelNotAvailable, parse_spec
+from .common import fail, resolve_config
+
+
+def _check_bindable(host: str, port: int) -> None:
+    """fail() (exit 2) when ``host:port`` cannot be bound, before any model is loaded."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        fail(f"--host {host}: cannot resolve: {e}")
+    family, _, _, _, addr = infos[0]
+    s = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(addr)
+    except OSError as e:
+        fail(f"cannot bind {host}:{port}: {e.strerror or e}")
+    finally:
+        s.close()
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Cascade config (.toml/.yaml/.json); on_llm_error = degrade|fail sets the LLM-failure answer.")
+@click.option("--slm", default=None, help="SLM spec (default smollm2-135m).")
+@click.option("--llm", default=None, help="LLM spec (default gemma3-270m).")
+@click.option("--router", "-r", default=None, help="Router name or JSON file (default seed-v1).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="llama.cpp threads per model (default: all cores).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind. A non-loopback address requires --api-key-env.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="TCP port.")
+@click.option("--api-key-env", default=None, metavar="VAR",
+              help="Name of the environment variable holding the accepted API key(s), comma-separated; "
+                   "clients send 'Authorization: Bearer KEY'. The key itself is never a CLI argument.")
+@click.option("--max-concurrency", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Cascade calls running at once (worker threads).")
+@click.option("--max-queue", type=click.IntRange(min=0), default=64, show_default=True,
+              help="Requests that may wait for a worker; more get HTTP 429.")
+@click.option("--max-body-bytes", type=click.IntRange(min=1), default=1 << 20, show_default=True,
+              help="Largest request body; larger get HTTP 413.")
+@click.option("--max-tokens-cap", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Largest max_tokens a request may ask for (per tier); more get HTTP 400.")
+@click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+              default="info", show_default=True, help="uvicorn log level.")
+def command(config_path, slm, llm, router, threads, host, port, api_key_env, max_concurrency, max_queue,
+            max_body_bytes, max_tokens_cap, log_level):
+    """Serve the cascade behind an OpenAI-compatible API (/v1/chat/completions, /v1/completions,
+    /v1/models, /health, /metrics).
+
+    The question is the last user message; a passage goes before a 'Question:' line
+    ("Passage: ...\\nQuestion: ...") or in a system message starting with 'Passage:' or
+    'Context:'. model "slm"/"llm" (or a tier's name) answers with that tier alone; "cascade" or
+    any other name routes.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    from ..server import ServerSettings, create_app, is_loopback, load_api_keys
+
+    keys: tuple[str, ...] = ()
+    if api_key_env is not None:
+        if not api_key_env.strip() or "=" in api_key_env:
+            fail("--api-key-env takes the NAME of an environment variable (e.g. CASCADE_API_KEY), not a key")
+        try:
+            keys = load_api_keys(api_key_env)
+        except ValueError as e:
+            fail(f"--api-key-env: {e}")
+    if not is_loopback(host) and not keys:
+        fail(f"refusing to bind non-loopback address {host} without API keys: "
+             "set --api-key-env VAR with the key(s) in $VAR, or bind 127.0.0.1")
+    for opt, spec in (("--slm", slm), ("--llm", llm)):
+        if spec:
+            try:
+                parse_spec(spec)
+            except ValueError as e:
+                fail(f"{opt}: {e}")
+    cfg = resolve_config(config_path, slm, llm, router, threads)
+    _check_bindable(host, port)
+    from ..config import build_cascade
+
+    try:
+        cascade = build_cascade(cfg)
+    except (ModelNotAvailable, ModelError, FileNotFoundError, ValueError) as e:
+        fail(str(e), code=1)
+    try:
+        settings = ServerSettings(api_keys=keys, max_concurrency=max_concurrency, max_queue=max_queue,
+                                  max_body_bytes=max_body_bytes, max_tokens_cap=max_tokens_cap)
+        app = create_app(cascade, settings)
+        import uvicorn
+
+        shown = f"[{host}]" if ":" in host else host
+        rname = cfg.router if isinstance(cfg.router, str) else "custom"
+        click.echo(f"cascade-router: slm={cascade.slm.model_id} llm={cascade.llm.model_id} router={rname} "
+                   f"on_llm_error={cfg.on_llm_error} auth={'on' if keys else 'off'}; "
+                   f"OpenAI base URL http://{shown}:{port}/v1", err=True)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, lifespan="off")
+    finally:
+        cascade.close()

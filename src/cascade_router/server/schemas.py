@@ -1,0 +1,193 @@
+"""Request bodies of the OpenAI-compatible API, and the passage convention.
+
+Only the fields the cascade uses are declared; every other OpenAI field (``temperature``,
+``top_p``, ``user``, ...) is accepted and ignored (decoding is always greedy).
+
+Passage convention (how a question and its passage are read from a request):
+
+1. The question is the last ``user`` message (``/v1/chat/completions``) or the ``prompt``
+   string (``/v1/completions``). Earlier turns are ignored: the cascade answers one question.
+2. If that text has a line starting with ``Question:``, the text after the last such marker is
+   the question and the text before it is the passage, with a leading ``Passage:``,
+   ``Context:`` or ``Paragraphs:`` label removed::
+
+       Passage: Hamlet is a tragedy written by William Shakespeare.
+       Question: Who wrote Hamlet?
+
+3. Otherwise the passage comes from ``system`` (or ``developer``) messages whose content starts
+   with one of those labels (``Passage: ...``); a system message without a label is an
+   instruction and is ignored.
+4. Task: the request's ``task`` extension field if given (``squad``, ``squad-v2``,
+   ``hotpotqa``, ``open``); else ``hotpotqa`` when the passage was labelled ``Paragraphs:``,
+   ``squad`` for any other passage, ``open`` when there is none.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Task = Literal["squad", "squad-v2", "hotpotqa", "open"]
+
+#: ``model`` values that route through the cascade (any name that is not a tier also routes).
+CASCADE_MODEL = "cascade"
+
+
+class ContentPart(BaseModel):
+    """One part of a multi-part message content; only ``{"type": "text", "text": ...}`` is used."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(BaseModel):
+    """One chat message (OpenAI schema)."""
+
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+
+
+class StreamOptions(BaseModel):
+    """``stream_options``: ``include_usage`` adds a final chunk with ``usage`` and no choices."""
+
+    model_config = ConfigDict(extra="allow")
+    include_usage: bool = False
+
+
+class _Common(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    model: str | None = None
+    max_tokens: int | None = Field(None, ge=1, description="answer budget per tier, tokens")
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: int = Field(1, ge=1, le=1, description="only one choice is supported")
+    task: Task | None = Field(None, description="cascade extension: the prompt task")
+
+
+class ChatCompletionRequest(_Common):
+    """Body of ``POST /v1/chat/completions``."""
+
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+
+
+class CompletionRequest(_Common):
+    """Body of ``POST /v1/completions`` (``prompt``: a string, or a list holding one string)."""
+
+    prompt: str | list[str]
+
+
+class RequestError(ValueError):
+    """A request that passed the schema but cannot be answered (-> HTTP 400).
+
+    Attributes:
+        param: the offending field (``"messages"``, ``"prompt"``, ``"max_tokens"``, ...).
+    """
+
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+        self.code = code
+
+
+@dataclass
+class Query:
+    """A question parsed from a request: the question, the passage (or None) and the task."""
+
+    question: str
+    passage: str | None
+    task: str
+
+
+_QUESTION_RE = re.compile(r"(?im)^[ \t]*question[ \t]*:[ \t]*")
+_LABEL_RE = re.compile(r"(?is)^\s*(passage|context|paragraphs?|document)\s*:\s*")
+
+
+def _text(content: str | list[ContentPart] | None, param: str) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    parts = []
+    for p in content:
+        if p.type != "text":
+            raise RequestError(f"only text content is supported, got a {p.type!r} part", param=param)
+        parts.append(p.text or "")
+    return "\n".join(parts)
+
+
+def _strip_label(text: str) -> tuple[str, str | None]:
+    """``(text without its leading label, label lower-cased or None)``."""
+    m = _LABEL_RE.match(text)
+    if not m:
+        return text.strip(), None
+    return text[m.end():].strip(), m.group(1).lower()
+
+
+def _task_for(label: str | None, passage: str | None) -> str:
+    if not passage:
+        return "open"
+    return "hotpotqa" if label and label.startswith("paragraph") else "squad"
+
+
+def split_question(text: str) -> tuple[str, str | None, str | None]:
+    """Split ``"[Passage: ...] Question: ..."`` text (rule 2 of the module docstring).
+
+    Returns:
+        ``(question, passage or None, passage label or None)``; text without a ``Question:``
+        line is all question.
+    """
+    marks = list(_QUESTION_RE.finditer(text))
+    if not marks:
+        return text.strip(), None, None
+    m = marks[-1]
+    passage, label = _strip_label(text[: m.start()])
+    return text[m.end():].strip(), (passage or None), label
+
+
+def query_from_chat(req: ChatCompletionRequest) -> Query:
+    """The question, passage and task of a chat request (see the module docstring).
+
+    Raises:
+        RequestError: no user message, empty question, or non-text content.
+    """
+    users = [i for i, m in enumerate(req.messages) if m.role == "user"]
+    if not users:
+        raise RequestError("messages must contain a user message (the question)", param="messages")
+    i = users[-1]
+    question, passage, label = split_question(_text(req.messages[i].content, f"messages.{i}.content"))
+    if passage is None:
+        found = []
+        for j, m in enumerate(req.messages):
+            if m.role in ("system", "developer"):
+                body, lab = _strip_label(_text(m.content, f"messages.{j}.content"))
+                if lab is not None and body:
+                    found.append(body)
+                    label = label or lab
+        passage = "\n\n".join(found) or None
+    if not question:
+        raise RequestError("the question (last user message) is empty", param=f"messages.{i}.content")
+    return Query(question, passage, req.task or _task_for(label, passage))
+
+
+def query_from_prompt(req: CompletionRequest) -> Query:
+    """The question, passage and task of a completions request.
+
+    Raises:
+        RequestError: a list prompt not holding exactly one string, or an empty question.
+    """
+    prompt = req.prompt
+    if isinstance(prompt, list):
+        if len(prompt) != 1:
+            raise RequestError("prompt must be a string or a list of exactly one string", param="prompt")
+        prompt = prompt[0]
+    question, passage, label = split_question(prompt)
+    if not question:
+        raise RequestError("the question (prompt) is empty", param="prompt")
+    return Query(question, passage, req.task or _task_for(label, passage))

@@ -1,0 +1,321 @@
+"""`cascade-router serve`: the real server (uvicorn in a thread) with a real cascade on the embedded
+models, called with the official `openai` client.
+
+The embedded models come from the session fixtures ``slm``/``llm`` of tests/conftest.py (loaded
+once, threads=2); the test of a failing LLM endpoint loads its own Gemma behind llama.cpp's HTTP
+server and stops it. Every request asks the same question about the same passage, so llama.cpp's
+prompt cache usually keeps repeated calls short (no test relies on it for correctness).
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+
+import httpx
+import openai
+import pytest
+from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
+
+from cascade_router.cascade import Cascade
+from cascade_router.config import DEFAULT_PRICES
+from cascade_router.models.openai_compat import OpenAICompatBackend
+from cascade_router.models.registry import load_model
+from cascade_router.routers import AlwaysLLM, AlwaysSLM, get_router
+from cascade_router.server import ServerSettings, create_app, is_loopback, load_api_keys, split_question
+from cascade_router.server.runner import BackgroundServer
+
+PASSAGE = "Hamlet is a tragedy written by William Shakespeare around 1600."
+QUESTION = "Who wrote Hamlet?"
+USER_MSG = f"Passage: {PASSAGE}\nQuestion: {QUESTION}"
+KEY = "sk-test-key"
+SLM_ID, LLM_ID = "smollm2-135m", "gemma3-270m"
+
+
+# ---------------------------------------------------------------- no models needed
+
+def test_split_question_convention():
+    assert split_question(USER_MSG) == (QUESTION, PASSAGE, "passage")
+    assert split_question("Context:\nSome text.\n\nquestion: Why?") == ("Why?", "Some text.", "context")
+    assert split_question("What is the capital of France?") == ("What is the capital of France?", None, None)
+    assert split_question("Question: Only a question") == ("Only a question", None, None)
+
+
+def test_loopback_and_keys(monkeypatch):
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4") and not is_loopback("example.com")
+    monkeypatch.setenv("CASCADE_TEST_KEYS", " a, b ,")
+    assert load_api_keys("CASCADE_TEST_KEYS") == ("a", "b")
+    monkeypatch.delenv("CASCADE_TEST_KEYS")
+    with pytest.raises(ValueError, match="CASCADE_TEST_KEYS"):
+        load_api_keys("CASCADE_TEST_KEYS")
+
+
+def test_cli_refuses_unsafe_binds(monkeypatch):
+    from cascade_router.commands.serve import command
+
+    monkeypatch.delenv("CASCADE_TEST_UNSET", raising=False)
+    r = CliRunner().invoke(command, ["--host", "0.0.0.0"])
+    assert r.exit_code == 2 and "non-loopback" in r.output and "--api-key-env" in r.output
+    r = CliRunner().invoke(command, ["--host", "0.0.0.0", "--api-key-env", "CASCADE_TEST_UNSET"])
+    assert r.exit_code == 2 and "CASCADE_TEST_UNSET is unset or empty" in r.output
+    r = CliRunner().invoke(command, ["--max-concurrency", "0"])
+    assert r.exit_code == 2
+
+
+# ---------------------------------------------------------------- fixtures with the real models
+
+@pytest.fixture(scope="module")
+def tiers(slm, llm):
+    """The session's embedded models (tests/conftest.py: loaded once, threads=2; never closed here)."""
+    return slm, llm
+
+
+def _cascade(slm, llm, router, on_llm_error="degrade") -> Cascade:
+    return Cascade(slm, llm, router, slm_price=DEFAULT_PRICES[SLM_ID], llm_price=DEFAULT_PRICES[LLM_ID],
+                   max_tokens=24, on_llm_error=on_llm_error)
+
+
+@pytest.fixture(scope="module")
+def server(tiers):
+    app = create_app(_cascade(*tiers, get_router("seed-v1")), ServerSettings(api_keys=(KEY,)))
+    with BackgroundServer(app) as srv:
+        yield srv
+
+
+def _client(srv: BackgroundServer, key: str = KEY) -> openai.OpenAI:
+    return openai.OpenAI(base_url=srv.url + "/v1", api_key=key, max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def baseline(server):
+    """The routed non-streaming answer to USER_MSG: (parsed response, headers)."""
+    raw = _client(server).chat.completions.with_raw_response.create(
+        model="cascade", messages=[{"role": "user", "content": USER_MSG}])
+    return raw.parse(), raw.headers
+
+
+def _tier_tokens(ext: dict, tier: str) -> int:
+    t = ext["tiers"][tier]
+    return t["prompt_tokens"] + t["completion_tokens"] if t["ran"] else 0
+
+
+def test_chat_completion_routed(baseline):
+    resp, headers = baseline
+    ext = resp.model_extra["cascade"]
+    assert resp.object == "chat.completion" and resp.id.startswith("chatcmpl-")
+    assert resp.choices[0].message.role == "assistant" and resp.choices[0].finish_reason in ("stop", "length")
+    answer = resp.choices[0].message.content
+    assert "Shakespeare" in answer
+    assert headers["x-cascade-route"] == ext["route"] in ("slm", "llm")
+    assert resp.model == (SLM_ID if ext["route"] == "slm" else LLM_ID)
+    assert ext["escalated"] == (ext["route"] == "llm") and ext["degraded"] is False and ext["forced"] is None
+    assert ext["task"] == "squad" and ext["passage_chars"] == len(PASSAGE)
+    assert set(ext["signals"]) >= {"mean_logprob"} and isinstance(ext["threshold"], float)
+    assert ext["tiers"]["slm"]["ran"] and ext["tiers"]["slm"]["latency_s"] > 0
+    assert ext["cost_usd"] > 0
+    assert resp.usage.total_tokens == _tier_tokens(ext, "slm") + _tier_tokens(ext, "llm")
+    assert resp.usage.total_tokens == resp.usage.prompt_tokens + resp.usage.completion_tokens
+
+
+def test_streaming_matches_non_streaming(server, baseline):
+    resp, _ = baseline
+    with _client(server).chat.completions.with_streaming_response.create(
+        model="cascade", messages=[{"role": "user", "content": USER_MSG}], stream=True,
+        stream_options={"include_usage": True},
+    ) as raw:
+        assert raw.headers["x-cascade-route"] == resp.model_extra["cascade"]["route"]
+        assert raw.headers["content-type"].startswith("text/event-stream")
+        chunks = list(raw.parse())
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert content == resp.choices[0].message.content
+    finish = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert len(finish) == 1 and finish[0].model_extra["cascade"]["route"] == resp.model_extra["cascade"]["route"]
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == resp.usage.total_tokens
+    assert len(chunks) >= 4  # role, >= 1 content piece, finish, usage
+
+
+def test_system_passage_and_direct_slm(server, baseline):
+    """A 'Passage:' system message gives the same prompt as the inline convention; model="slm" skips routing."""
+    resp0, _ = baseline
+    raw = _client(server).chat.completions.with_raw_response.create(
+        model="slm", messages=[{"role": "system", "content": f"Passage: {PASSAGE}"},
+                               {"role": "user", "content": QUESTION}])
+    resp = raw.parse()
+    ext = resp.model_extra["cascade"]
+    assert raw.headers["x-cascade-route"] == "slm" and resp.model == SLM_ID
+    assert ext["forced"] == "slm" and ext["escalated"] is False and ext["tiers"]["llm"] == {"model": LLM_ID, "ran": False}
+    assert ext["task"] == "squad" and ext["passage_chars"] == len(PASSAGE)
+    assert resp.choices[0].message.content == resp0.model_extra["cascade"]["tiers"]["slm"]["answer"]
+    assert resp.usage.total_tokens == _tier_tokens(ext, "slm") > 0
+
+
+def test_direct_llm_and_completions_endpoint(server, baseline):
+    resp0, _ = baseline
+    c = _client(server)
+    raw = c.chat.completions.with_raw_response.create(model=LLM_ID, messages=[{"role": "user", "content": USER_MSG}])
+    resp = raw.parse()
+    ext = resp.model_extra["cascade"]
+    assert raw.headers["x-cascade-route"] == "llm" and resp.model == LLM_ID and ext["forced"] == "llm"
+    assert ext["tiers"]["slm"]["ran"] is False and resp.usage.total_tokens == _tier_tokens(ext, "llm") > 0
+    comp = c.completions.create(model="cascade", prompt=USER_MSG)
+    assert comp.object == "text_completion" and comp.choices[0].text == resp0.choices[0].message.content
+    assert comp.model_extra["cascade"]["route"] == resp0.model_extra["cascade"]["route"]
+
+
+def test_errors_are_openai_shaped(server):
+    c = _client(server)
+    with pytest.raises(openai.BadRequestError) as ei:
+        c.chat.completions.create(model="cascade", messages=[{"role": "wizard", "content": "hi"}])
+    assert ei.value.status_code == 400
+    err = ei.value.body
+    assert err["type"] == "invalid_request_error" and err["param"] == "messages.0.role" and err["message"]
+    with pytest.raises(openai.BadRequestError):
+        c.chat.completions.create(model="cascade", messages=[])
+    with pytest.raises(openai.BadRequestError) as ei:
+        c.chat.completions.create(model="cascade", messages=[{"role": "user", "content": QUESTION}], max_tokens=100_000)
+    assert ei.value.body["param"] == "max_tokens"
+    with pytest.raises(openai.BadRequestError) as ei:
+        c.chat.completions.create(model="cascade", messages=[{"role": "system", "content": "Be brief."}])
+    assert ei.value.body["param"] == "messages"
+    with pytest.raises(openai.AuthenticationError) as ei:
+        _client(server, key="sk-wrong").models.list()
+    assert ei.value.status_code == 401
+
+    url = server.url + "/v1/chat/completions"
+    auth = {"Authorization": f"Bearer {KEY}"}
+    r = httpx.post(url, json={"messages": [{"role": "user", "content": "x"}]})  # no key
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+    r = httpx.post(url, content=b'{"messages": [', headers={**auth, "content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+    big = b'{"messages": "' + b"x" * (2 << 20) + b'"}'
+    r = httpx.post(url, content=big, headers={**auth, "content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+    r = httpx.post(url, content=(big[i:i + 65536] for i in range(0, len(big), 65536)),  # chunked, no length
+                   headers={**auth, "content-type": "application/json"})
+    assert r.status_code == 413
+    r = httpx.get(server.url + "/v1/nothing", headers=auth)
+    assert r.status_code == 404 and set(r.json()["error"]) == {"message", "type", "param", "code"}
+    assert httpx.get(server.url + "/health").status_code == 200  # still serving
+
+
+def test_models_health_metrics(server, baseline):
+    ids = [m.id for m in _client(server).models.list().data]
+    assert ids == ["cascade", SLM_ID, LLM_ID]
+    h = httpx.get(server.url + "/health").json()  # open without a key
+    assert h["status"] == "ok" and h["models"] == {"cascade": "cascade", "slm": SLM_ID, "llm": LLM_ID}
+    assert httpx.get(server.url + "/metrics").status_code == 401
+    r = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {KEY}"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    samples = {}
+    for fam in text_string_to_metric_families(r.text):
+        for s in fam.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    assert samples[("cascade_requests_total", (("endpoint", "/v1/chat/completions"), ("status", "200")))] >= 1
+    assert samples[("cascade_tier_tokens_total", (("kind", "prompt"), ("tier", "slm")))] > 0
+    assert samples[("cascade_tier_calls_total", (("outcome", "ok"), ("tier", "slm")))] >= 1
+    assert samples[("cascade_tier_latency_seconds_count", (("tier", "slm"),))] >= 1
+    routed = sum(v for (n, lab), v in samples.items() if n == "cascade_answers_total" and ("mode", "routed") in lab)
+    assert routed >= 1
+    assert ("cascade_escalations_total", ()) in samples and ("cascade_in_flight_requests", ()) in samples
+
+
+class _GatedBackend:
+    """The real SLM, but each generation first waits for ``gate`` (to hold a request in flight)."""
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
+        self.gate = threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def generate(self, prompt):
+        assert self.gate.wait(60)
+        return self._inner.generate(prompt)
+
+    def close(self) -> None:
+        pass
+
+
+def test_queue_full_gets_429(tiers):
+    slm, llm = tiers
+    gated = _GatedBackend(slm)
+    app = create_app(_cascade(gated, llm, AlwaysSLM()), ServerSettings(max_concurrency=1, max_queue=0))
+    state = app.state.cascade_server
+    with BackgroundServer(app) as srv:
+        c = _client(srv)
+        first: dict = {}
+        t = threading.Thread(target=lambda: first.update(
+            r=c.chat.completions.create(model="cascade", messages=[{"role": "user", "content": USER_MSG}])))
+        t.start()
+        deadline = time.monotonic() + 10
+        while state.pending < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert state.pending == 1
+        with pytest.raises(openai.RateLimitError) as ei:
+            c.chat.completions.create(model="cascade", messages=[{"role": "user", "content": USER_MSG}])
+        assert ei.value.status_code == 429 and ei.value.body["code"] == "queue_full"
+        gated.gate.set()
+        t.join(60)
+        assert "Shakespeare" in first["r"].choices[0].message.content  # the admitted one completes
+
+
+def test_llm_endpoint_goes_down_degrade_and_fail(tiers):
+    """LLM tier = a real llama.cpp OpenAI-compatible HTTP server, stopped mid-test."""
+    slm, _ = tiers
+    backing = load_model(LLM_ID, threads=2)  # its own llama.cpp server, so closing it hurts no one else
+    url = backing.base_url
+    remote = OpenAICompatBackend(LLM_ID, url, family="base", api_key_env=None, timeout_s=30, retries=1)
+    degrade = create_app(_cascade(slm, remote, AlwaysLLM(), on_llm_error="degrade"))
+    fail = create_app(_cascade(slm, remote, AlwaysLLM(), on_llm_error="raise"))
+    msgs = [{"role": "user", "content": USER_MSG}]
+    try:
+        with BackgroundServer(degrade) as sd, BackgroundServer(fail) as sf:
+            cd, cf = _client(sd), _client(sf)
+            raw = cd.chat.completions.with_raw_response.create(model="cascade", messages=msgs)
+            resp = raw.parse()
+            ext = resp.model_extra["cascade"]
+            assert raw.headers["x-cascade-route"] == "llm" and resp.model == LLM_ID
+            assert ext["escalated"] and not ext["degraded"] and _tier_tokens(ext, "llm") > 0
+            assert resp.usage.total_tokens == _tier_tokens(ext, "slm") + _tier_tokens(ext, "llm")
+
+            backing.close()  # the LLM's HTTP server goes away
+            gc.collect()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    httpx.get(url + "/health", timeout=1)
+                    time.sleep(0.1)
+                except httpx.TransportError:
+                    break
+            else:
+                pytest.fail("llama.cpp server did not stop")
+
+            raw = cd.chat.completions.with_raw_response.create(model="cascade", messages=msgs)
+            resp = raw.parse()
+            ext = resp.model_extra["cascade"]
+            assert raw.headers["x-cascade-route"] == "slm" and raw.headers["x-cascade-degraded"] == "true"
+            assert ext["degraded"] is True and ext["escalated"] is True and "unreachable" in ext["error"]
+            assert resp.model == SLM_ID and resp.choices[0].message.content == ext["tiers"]["slm"]["answer"]
+            assert ext["tiers"]["llm"]["ran"] is False and resp.usage.total_tokens == _tier_tokens(ext, "slm")
+
+            with pytest.raises(openai.InternalServerError) as ei:
+                cf.chat.completions.create(model="cascade", messages=msgs)
+            assert ei.value.status_code == 503 and ei.value.body["code"] == "tier_unavailable"
+
+            # both servers keep serving
+            assert httpx.get(sf.url + "/health").json()["status"] == "ok"
+            ok = cf.chat.completions.create(model="slm", messages=msgs)
+            assert ok.choices[0].message.content == ext["tiers"]["slm"]["answer"]
+            m = httpx.get(sd.url + "/metrics").text
+            assert "cascade_degraded_total 1.0" in m
+            assert 'cascade_tier_calls_total{outcome="error",tier="llm"} 1.0' in m
+            assert 'cascade_tier_calls_total{outcome="error",tier="llm"} 1.0' in httpx.get(sf.url + "/metrics").text
+    finally:
+        remote.close()
+        backing.close()
