@@ -14,7 +14,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from .commands import ask, calibrate, models, score
+    from .commands import ask, calibrate, models, score, serve
     from .commands.eval import eval_command, report_command
 
     main.add_command(ask.command, "ask")
@@ -23,6 +23,7 @@ def _register() -> None:
     main.add_command(eval_command, "eval")
     main.add_command(report_command, "report")
     main.add_command(calibrate.command, "calibrate")
+    main.add_command(serve.command, "serve")
 
 
 _register()
