@@ -1,0 +1,203 @@
+"""`cascade-router eval`, `report` and `calibrate` through click's CliRunner.
+
+The calibrate/report checks run on a constructed store over a tiny official-format data file
+(no model); one slow test runs the real harness on 3 SQuAD questions with the embedded models.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+from cascade_router.cli import main
+from cascade_router.datasets import load_dataset
+from cascade_router.evaluation.analysis import load_run, signal_rows
+from cascade_router.evaluation.costs import TierPrice
+from cascade_router.evaluation.store import DB_NAME, RunStore
+from cascade_router.models.base import Generation, TokenTop
+from cascade_router.routers import LogisticRouter, get_router
+from cascade_router.signals import SIGNALS
+
+
+def _cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _one_line_error(result, code=2):
+    assert result.exit_code == code, result.output
+    err = result.stderr.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in result.output
+    return err
+
+
+def _gen(text: str, mean_lp: float) -> Generation:
+    words = text.split()
+    return Generation(text=text, tokens=words, logprobs=[mean_lp] * len(words),
+                      top_logprobs=[[TokenTop(w, mean_lp), TokenTop("x", mean_lp - 1.0)] for w in words],
+                      prompt_tokens=1000, completion_tokens=10, latency_s=0.5)
+
+
+def _constructed_run(tmp_path, n=12):
+    """A squad-v1.1 data file with n questions (one passage each) and a stored run over it.
+
+    Question i: gold ``answer{i}``; SLM mean logprob -i/10, right for i <= n/2 and wrong above;
+    the LLM is always right. So escalating helps exactly on the n/2 least confident questions.
+    """
+    data = tmp_path / "dev.json"
+    arts = [{"title": f"T{i}", "paragraphs": [{"context": f"The thing {i} is answer{i}.", "qas": [
+        {"id": f"q{i}", "question": f"What is thing {i}?", "answers": [{"text": f"answer{i}", "answer_start": 14 + len(str(i))}]}]}]}
+        for i in range(1, n + 1)]
+    data.write_text(json.dumps({"version": "1.1", "data": arts}))
+    examples = load_dataset("squad-v1.1", data)
+    rd = tmp_path / "run"
+    store = RunStore(rd)
+    store.bind({"dataset": "squad-v1.1", "data": str(data.resolve()), "slm": "smollm2-135m", "llm": "gemma3-270m",
+                "limit": None, "seed": 0, "questions": n, "max_tokens": 24, "prompt_version": 1})
+    for i, ex in enumerate(examples, start=1):
+        s = f"answer{i}" if i <= n // 2 else "wrong"
+        store.put(ex.id, "slm", s, _gen(s, -i / 10))
+        store.put(ex.id, "llm", f"answer{i}", _gen(f"answer{i}", -0.2))
+    store.close()
+    return rd, examples
+
+
+def test_eval_unknown_dataset_lists_valid_names():
+    err = _one_line_error(_cli("eval", "--dataset", "nope", "--limit", "1"))
+    assert "unknown dataset 'nope'" in err
+    assert "squad-v1.1, squad-v2.0, hotpotqa" in err
+
+
+def test_report_and_calibrate_refuse_a_dir_without_a_run(tmp_path):
+    assert DB_NAME in _one_line_error(_cli("report", tmp_path))
+    assert DB_NAME in _one_line_error(_cli("calibrate", tmp_path, "--target-rate", "0.3", "--out", tmp_path / "r.json"))
+
+
+def test_calibrate_logistic_writes_a_loadable_router(tmp_path):
+    rd, examples = _constructed_run(tmp_path)
+    out = tmp_path / "r.json"
+    res = _cli("calibrate", rd, "--router", "logistic", "--target-rate", "0.3", "--out", out)
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.stdout)
+    assert info["kind"] == "logistic" and info["calibration_questions"] == 12
+    # at most 30% of 12 questions: 3 (no ties in the fitted probabilities)
+    assert info["llm_call_rate"] == pytest.approx(0.25)
+    assert (info["slm_f1"], info["llm_f1"]) == pytest.approx((50.0, 100.0))
+    assert info["f1"] == pytest.approx(75.0)  # the 3 escalated are wrong SLM answers made right
+
+    router = get_router(str(out))
+    assert isinstance(router, LogisticRouter)
+    assert router.threshold == pytest.approx(info["threshold"])
+    store = RunStore(rd)
+    run = load_run(examples, store, TierPrice(), TierPrice())
+    store.close()
+    esc = router.predict(signal_rows(run))
+    # the loaded router reproduces the reported decisions: the 3 least confident questions
+    assert [r.ex.id for r, e in zip(run.records, esc) if e] == ["q10", "q11", "q12"]
+
+
+def test_calibrate_preset_for_target_gap(tmp_path):
+    rd, _ = _constructed_run(tmp_path)
+    out = tmp_path / "v1.json"
+    res = _cli("calibrate", rd, "--router", "seed-v1", "--target-gap", "1.0", "--out", out)
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.stdout)
+    # recovering the whole gap needs all 6 wrong SLM answers (mlp -0.7 .. -1.2) escalated, no more
+    assert info["llm_call_rate"] == pytest.approx(0.5) and info["f1"] == pytest.approx(100.0)
+    r = get_router(str(out))
+    assert r.kind == "threshold" and r.threshold == pytest.approx(info["threshold"])
+
+
+def test_calibrate_bad_input(tmp_path):
+    rd, _ = _constructed_run(tmp_path, n=8)
+    out = tmp_path / "r.json"
+    assert "only 8 scored questions" in _one_line_error(_cli("calibrate", rd, "--target-rate", "0.3", "--out", out))
+    assert "exactly one of" in _one_line_error(_cli("calibrate", rd, "--out", out))
+    assert "must be in [0, 1]" in _one_line_error(_cli("calibrate", rd, "--target-rate", "1.5", "--out", out))
+    assert not out.exists()
+
+
+@pytest.mark.xfail(strict=True, reason="calibrate --target-rate 0 picks threshold +inf, and Router.save / the "
+                   "printed summary use json.dumps without allow_nan=False, writing the non-standard token "
+                   "'Infinity' (summary.json, by contrast, cleans inf/nan)")
+def test_calibrate_rate_zero_writes_standard_json(tmp_path):
+    rd, _ = _constructed_run(tmp_path)
+    out = tmp_path / "r.json"
+    res = _cli("calibrate", rd, "--target-rate", "0", "--out", out)
+    assert res.exit_code == 0, res.output
+    assert get_router(str(out)).predict([dict.fromkeys(SIGNALS, -5.0)]).tolist() == [False]
+
+    def strict(c):
+        raise ValueError(c)
+    json.loads(out.read_text(), parse_constant=strict)
+    json.loads(res.stdout, parse_constant=strict)
+
+
+def test_report_rebuilds_a_constructed_run_with_default_prices(tmp_path):
+    rd, _ = _constructed_run(tmp_path)
+    res = _cli("report", rd)
+    assert res.exit_code == 0, res.output
+    assert "scored 12 questions" in res.stdout
+    s = json.loads((rd / "summary.json").read_text())
+    assert s["scored_questions"] == 12
+    assert s["identity"]["slm"] == "smollm2-135m"
+    # default illustrative prices ($0.05 / $0.10 per Mtok) on 1000 + 10 tokens per call
+    assert s["points"]["always-slm"]["cost_per_question_usd"] == pytest.approx(1010 * 0.05e-6)
+    assert s["points"]["always-llm"]["cost_per_question_usd"] == pytest.approx(1010 * 0.15e-6)
+    assert (s["points"]["always-slm"]["f1"], s["points"]["oracle"]["f1"]) == pytest.approx((50.0, 100.0))
+    for f in ("report.md", "questions.csv", "curve.png", "predictions/slm.json"):
+        assert (rd / f).is_file(), f
+
+
+def _rows(rd):
+    db = sqlite3.connect(rd / DB_NAME)
+    try:
+        return db.execute("SELECT qid, tier, answer, error, created FROM generations ORDER BY rowid").fetchall()
+    finally:
+        db.close()
+
+
+@pytest.mark.slow
+def test_eval_real_run_resume_report_and_refusal(tmp_path):
+    rd = tmp_path / "run"
+    args = ["eval", "--dataset", "squad-v1.1", "--limit", "3", "--threads", "2", "--out", rd, "--no-progress"]
+    first = _cli(*args)
+    assert first.exit_code == 0, first.output
+    assert "generated 6, resumed past 0, errors 0" in first.stderr
+    s1 = json.loads((rd / "summary.json").read_text())
+    assert s1["scored_questions"] == 3 and s1["not_yet_generated"] == 0
+    assert s1["identity"]["dataset"] == "squad-v1.1" and s1["identity"]["questions"] == 3
+    assert s1["identity"]["slm"] == "smollm2-135m" and s1["identity"]["llm"] == "gemma3-270m"
+    assert s1["last_run"]["generated"] == 6
+    assert len(json.loads((rd / "predictions" / "slm.json").read_text())) == 3
+    rows1 = _rows(rd)
+    assert len(rows1) == 6 and all(r[3] is None for r in rows1)
+    assert {(r[0], r[1]) for r in rows1} == {(q, t) for q in {r[0] for r in rows1} for t in ("slm", "llm")}
+
+    # rerun on the same directory: everything is resumed, nothing generated
+    again = _cli(*args)
+    assert again.exit_code == 0, again.output
+    assert "generated 0, resumed past 6, errors 0" in again.stderr
+    assert _rows(rd) == rows1  # same rows, same answers, same timestamps
+    s2 = json.loads((rd / "summary.json").read_text())
+    assert s2["last_run"]["generated"] == 0 and s2["last_run"]["resumed"] == 6
+    assert s2["points"] == s1["points"]
+
+    # report rebuilds every file from the store alone
+    for f in ("report.md", "questions.csv", "predictions/slm.json"):
+        (rd / f).unlink()
+    rep = _cli("report", rd)
+    assert rep.exit_code == 0, rep.output
+    for f in ("report.md", "questions.csv", "predictions/slm.json"):
+        assert (rd / f).is_file(), f
+    s3 = json.loads((rd / "summary.json").read_text())
+    assert s3["points"] == s1["points"] and s3["last_run"] == s2["last_run"]
+    assert len((rd / "questions.csv").read_text().strip().splitlines()) == 1 + 3
+
+    # another LLM on the same directory is refused, and the store is left as it was
+    other = _cli(*args, "--llm", "smollm2-135m")
+    err = _one_line_error(other)
+    assert "llm: stored 'gemma3-270m', requested 'smollm2-135m'" in err
+    assert _rows(rd) == rows1
