@@ -1,0 +1,283 @@
+"""The cascade end to end: real embedded models, passage truncation, OpenAI-compatible tiers,
+tiers without logprobs, failures; routing logic on stub tiers."""
+
+import json
+import logging
+import math
+
+import numpy as np
+import pytest
+
+from cascade_router.cascade import CONTEXT_MARGIN, Cascade, ask_model
+from cascade_router.evaluation.costs import TierPrice
+from cascade_router.models.base import Generation, ModelError
+from cascade_router.models.openai_compat import OpenAICompatBackend
+from cascade_router.models.registry import load_model
+from cascade_router.routers import RandomRouter, get_router
+from cascade_router.signals import SIGNALS, compute_signals
+
+PASSAGE = "Paris is the capital and largest city of France."
+QUESTION = "What is the capital of France?"
+FILLER = "The city has many old buildings, wide avenues and a long history of trade and art. "
+SMALL_CTX = 512
+
+
+def seed_v1_rule(s):
+    """seed-v1 by hand: escalate iff length_words > 8 or mean_entropy > 1.5 or mean_logprob < -0.6
+    (a nan comparison is False, so a nan signal never fires)."""
+    return s["length_words"] > 8 or s["mean_entropy"] > 1.5 or s["mean_logprob"] < -0.6
+
+
+def check_consistent(res):
+    """Invariants of every CascadeResult."""
+    assert res.escalated == (res.decision_score > res.threshold)
+    assert set(res.signals) == set(SIGNALS)
+    assert res.signals == pytest.approx(compute_signals(res.slm, res.slm_answer), nan_ok=True)
+    json.dumps(res.to_dict(), default=str)
+    if res.route == "llm":
+        assert res.llm is not None and res.answer == res.llm_answer
+        assert res.latency_s == pytest.approx(res.slm.latency_s + res.llm.latency_s)
+    else:
+        assert res.answer == res.slm_answer
+
+
+# --- the real embedded cascade ------------------------------------------------------------------
+
+
+def test_seed_v1_cascade_on_real_models(slm, llm):
+    res = Cascade(slm, llm, get_router("seed-v1")).answer(QUESTION, PASSAGE)
+    check_consistent(res)
+    assert res.escalated == seed_v1_rule(res.signals)
+    assert res.route == ("llm" if res.escalated else "slm")
+    assert res.answer == "Paris"
+    assert [r.signal for r in res.reasons] == ["length_words", "mean_entropy", "mean_logprob"]
+    assert not math.isnan(res.signals["mean_logprob"]) and not math.isnan(res.signals["mean_entropy"])
+
+
+def test_always_llm_on_real_models_with_prices(slm, llm):
+    sp, lp = TierPrice(prompt_per_mtok=1.0, completion_per_mtok=2.0), TierPrice(per_call=0.01)
+    res = Cascade(slm, llm, get_router("always-llm"), slm_price=sp, llm_price=lp).answer(QUESTION, PASSAGE)
+    check_consistent(res)
+    assert res.escalated and res.route == "llm" and res.answer == "Paris" == res.llm_answer
+    assert res.llm.model == "gemma3-270m" and res.slm.model == "smollm2-135m"
+    assert res.llm.logprobs is not None
+    expected = (res.slm.prompt_tokens * 1.0 + res.slm.completion_tokens * 2.0) / 1e6 + 0.01
+    assert res.cost_usd == pytest.approx(expected)
+    assert res.total_tokens == sum(g.prompt_tokens + g.completion_tokens for g in (res.slm, res.llm))
+
+
+def test_always_slm_and_force(slm, llm):
+    c = Cascade(slm, llm, get_router("always-slm"))
+    res = c.answer(QUESTION, PASSAGE)
+    check_consistent(res)
+    assert not res.escalated and res.route == "slm" and res.llm is None and res.llm_answer is None
+    forced = c.answer(QUESTION, PASSAGE, force="llm")
+    assert forced.route == "llm" and forced.answer == "Paris" and forced.slm.text == ""
+    kept = Cascade(slm, llm, get_router("always-llm")).answer(QUESTION, PASSAGE, force="slm")
+    assert kept.route == "slm" and not kept.escalated and kept.llm is None
+
+
+def test_second_question_on_same_passage_uses_prompt_cache(slm, llm):
+    c = Cascade(slm, llm, get_router("always-llm"))
+    c.answer("Who designed the Larkspur Bridge?", "The Larkspur Bridge was designed by Clara Voss.")
+    first = c.answer(QUESTION, PASSAGE)
+    second = c.answer("Which is the largest city of France?", PASSAGE)
+    for tier in ("slm", "llm"):
+        g1, g2 = getattr(first, tier), getattr(second, tier)
+        assert g2.cached_prompt_tokens > 0
+        assert g2.cached_prompt_tokens > g1.cached_prompt_tokens  # the passage was reused too
+
+
+# --- passage longer than the context window -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_slm():
+    """The SLM with a 512-token context window."""
+    b = load_model("smollm2-135m", threads=2, n_ctx=SMALL_CTX)
+    yield b
+    b.close()
+
+
+@pytest.mark.slow
+def test_long_passage_is_truncated_with_warning(small_slm, caplog):
+    long_passage = PASSAGE + " " + FILLER * 120  # ~2,000 tokens
+    assert small_slm.count_tokens(long_passage) > SMALL_CTX
+    with caplog.at_level(logging.WARNING, logger="cascade_router.cascade"):
+        ta = ask_model(small_slm, QUESTION, long_passage, max_tokens=24)
+    g = ta.generation
+    assert g.truncated_context is True
+    assert g.prompt_tokens + 24 + CONTEXT_MARGIN <= SMALL_CTX
+    assert g.prompt_tokens > SMALL_CTX // 2  # cut to fit, not emptied
+    assert any("passage truncated" in r.getMessage() and "512-token" in r.getMessage() for r in caplog.records)
+    assert ta.answer  # a real answer, not an error
+
+
+@pytest.mark.slow
+def test_huge_passage_through_the_cascade_never_crashes(small_slm):
+    huge = PASSAGE + " " + FILLER * 1500  # ~25,000 tokens, 50x the window
+    res = Cascade(small_slm, small_slm, get_router("always-llm")).answer(QUESTION, huge)
+    assert res.slm.truncated_context and res.llm.truncated_context
+    assert res.slm.prompt_tokens <= SMALL_CTX and res.llm.prompt_tokens <= SMALL_CTX
+    check_consistent(res)
+
+
+@pytest.mark.slow
+def test_short_passage_is_not_truncated(small_slm):
+    assert ask_model(small_slm, QUESTION, PASSAGE).generation.truncated_context is False
+
+
+@pytest.mark.slow
+def test_question_alone_over_the_window_is_a_model_error(small_slm):
+    with pytest.raises(ModelError, match="exceeds the context window"):
+        ask_model(small_slm, "Why? " * 600, None, task="open")
+
+
+# --- OpenAI-compatible tiers --------------------------------------------------------------------
+
+
+def test_openai_compat_llm_tier_against_real_llama_cpp_server(slm, llm):
+    remote = OpenAICompatBackend("gemma3-270m", llm.base_url, family="base", api_key_env=None, timeout_s=60, retries=0)
+    try:
+        res = Cascade(slm, remote, get_router("always-llm")).answer(QUESTION, PASSAGE)
+    finally:
+        remote.close()
+    check_consistent(res)
+    assert res.route == "llm" and res.answer == "Paris"
+    assert res.llm.model == "gemma3-270m"
+    assert res.llm.logprobs is not None and len(res.llm.logprobs) == len(res.llm.tokens) >= 1
+    assert res.llm.top_logprobs[0][0].token == " Paris"
+
+
+def test_tier_without_logprobs_still_routes_on_length(openai_stub, llm):
+    slm = OpenAICompatBackend("stub-slm", openai_stub.url, family="chat", api_key_env=None, retries=0)
+    c = Cascade(slm, llm, get_router("seed-v1"))
+
+    openai_stub.text = "Paris"
+    short = c.answer(QUESTION, PASSAGE)
+    assert short.slm.logprobs is None and short.slm.top_logprobs is None
+    assert short.signals["length_words"] == 1
+    assert all(math.isnan(short.signals[n]) for n in ("mean_logprob", "mean_entropy", "first_token_margin"))
+    assert not short.escalated and short.route == "slm" and short.answer == "Paris"
+    assert "n/a" in str(short.reasons[1])
+
+    openai_stub.text = "The capital of France, as the passage says, is the city of Paris."
+    long = c.answer(QUESTION, PASSAGE)
+    assert long.slm.logprobs is None and long.signals["length_words"] == 13
+    assert long.escalated and long.route == "llm" and long.answer == "Paris"
+    check_consistent(short)
+    check_consistent(long)
+    # the stub saw the chat prompt with the passage before the question
+    assert openai_stub.requests[0][2]["messages"][-1]["content"].startswith(f"Passage:\n{PASSAGE}")
+
+
+def _closed_port_url():
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    s.close()
+    return url
+
+
+def test_unreachable_llm_degrades_or_raises(openai_stub, caplog):
+    slm = OpenAICompatBackend("stub-slm", openai_stub.url, family="base", api_key_env=None, retries=0)
+    dead = OpenAICompatBackend("dead-llm", _closed_port_url(), family="base", api_key_env=None, timeout_s=0.5, retries=0)
+    with caplog.at_level(logging.WARNING, logger="cascade_router.cascade"):
+        res = Cascade(slm, dead, get_router("always-llm")).answer(QUESTION, PASSAGE)
+    assert res.escalated and res.degraded and res.route == "slm" and res.answer == "Paris"
+    assert "dead-llm" in res.error and "unreachable" in res.error
+    assert any("degraded" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ModelError, match="unreachable"):
+        Cascade(slm, dead, get_router("always-llm"), on_llm_error="raise").answer(QUESTION, PASSAGE)
+
+
+def test_unreachable_slm_raises(llm):
+    dead = OpenAICompatBackend("dead-slm", _closed_port_url(), family="base", api_key_env=None, timeout_s=0.5, retries=0)
+    with pytest.raises(ModelError, match="dead-slm"):
+        Cascade(dead, llm, get_router("seed-v1")).answer(QUESTION, PASSAGE)
+
+
+# --- routing logic on stub tiers ---------------------------------------------------------------
+
+
+class StubTier:
+    """A backend returning a fixed answer with fixed per-token logprobs (no model)."""
+
+    def __init__(self, text, logprobs=None, family="base", model_id="stub", n_ctx=None):
+        self.text, self.lps, self.family, self.model_id, self.n_ctx = text, logprobs, family, model_id, n_ctx
+        self.prompts = []
+        self.closed = False
+
+    def generate(self, prompt):
+        self.prompts.append(prompt)
+        toks = self.text.split(" ")
+        return Generation(
+            text=self.text, tokens=toks if self.lps is not None else [], logprobs=self.lps,
+            prompt_tokens=100, completion_tokens=len(toks), latency_s=0.01, model=self.model_id,
+        )
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.mark.parametrize(
+    "text, lps, escalate",
+    [
+        ("Clara Voss", [-0.1, -0.2], False),
+        ("Clara Voss", [-0.6, -0.6], False),  # mean exactly at -0.6: not escalated
+        ("Clara Voss", [-0.6, -0.7], True),  # mean -0.65
+        ("one two three four five six seven eight", [-0.1] * 8, False),  # 8 words: at the threshold
+        ("one two three four five six seven eight nine", [-0.1] * 9, True),
+        ("", [], False),  # empty answer: length 0, logprob signals nan
+    ],
+)
+def test_seed_v1_on_stub_tiers(text, lps, escalate):
+    res = Cascade(StubTier(text, lps), StubTier("LLM", [-0.1]), get_router("seed-v1")).answer("Q?", "P.")
+    check_consistent(res)
+    assert res.escalated is escalate
+    assert res.answer == ("LLM" if escalate else text)
+
+
+def test_bad_arguments():
+    c = Cascade(StubTier("a"), StubTier("b"), get_router("seed-v1"))
+    with pytest.raises(ValueError, match="question is empty"):
+        c.answer("  ", "P.")
+    with pytest.raises(ValueError, match="force"):
+        c.answer("Q?", "P.", force="gpu")
+    with pytest.raises(ValueError, match="valid tasks"):
+        c.answer("Q?", "P.", task="quiz")
+    c.close()
+    assert c.slm.closed and c.llm.closed
+
+
+def test_abstention_only_for_squad_v2():
+    slm = StubTier("unanswerable", [-0.1])
+    c = Cascade(slm, StubTier("x"), get_router("always-slm"))
+    assert c.answer("Q?", "P.", task="squad-v2").answer == ""
+    assert c.answer("Q?", "P.", task="squad").answer == "unanswerable"
+
+
+def test_to_dict_turns_nan_into_none():
+    res = Cascade(StubTier("Paris", None), StubTier("x"), get_router("seed-v1")).answer("Q?", "P.")
+    d = res.to_dict()
+    assert d["signals"]["mean_logprob"] is None and d["signals"]["length_words"] == 1.0
+    assert {r["signal"]: r["value"] for r in d["reasons"]}["mean_entropy"] is None
+    json.dumps(d, allow_nan=False)  # strict JSON
+    assert d["total_tokens"] == 100 + 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: Cascade.answer calls router.decision_function() and then router.predict(), which "
+    "draws again for a stateful RandomRouter: the reported decision_score is not the one the "
+    "decision was made on (escalated != score > threshold), and each question uses two draws",
+)
+def test_random_router_decision_matches_reported_score():
+    c = Cascade(StubTier("a", [-0.1]), StubTier("b", [-0.1]), RandomRouter(rate=0.5, seed=0))
+    results = [c.answer(f"Q{i}?", "P.") for i in range(40)]
+    assert all(r.escalated == (r.decision_score > r.threshold) for r in results)
+    # and the escalations follow the router's own seeded stream, one draw per question
+    expected = RandomRouter(rate=0.5, seed=0).predict([{}] * 40)
+    assert np.array_equal([r.escalated for r in results], expected)
