@@ -264,9 +264,6 @@ def test_sweepable_scores_puts_nan_below_finite():
     assert sweepable_scores(np.array([np.nan, np.nan])).tolist() == [0.0, 0.0]
 
 
-@pytest.mark.xfail(strict=True, reason="analyse applies the calibration threshold to sweepable_scores(test), "
-                   "where a nan score is moved to min(finite test score) - 1, so a question whose signal is nan "
-                   "is escalated whenever that value exceeds the threshold; the router itself never escalates on nan")
 def test_target_rate_on_test_split_matches_the_router(tmp_path):
     """Same split as above (calibration P3, P1; test P2, P4). Calibration -mlp scores 0.1, 0.2, 0.3,
     0.4 -> target 30%: escalate q6 only, threshold 0.3; target 50%: threshold 0.2. On the test

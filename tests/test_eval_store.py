@@ -87,17 +87,21 @@ def test_put_rows_roundtrip_and_no_duplicates(tmp_path):
     # a second result for the same (qid, tier) is refused and the first one kept
     assert store.put("q1", "slm", "other", _gen("other")) is False
     assert store.count() == 2
-    assert store.done() == {("q1", "slm"), ("q1", "llm")}
+    # an error row is not done: a rerun retries it
+    assert store.done() == {("q1", "slm")}
     rows = list(store.rows())
     assert [(r.qid, r.tier, r.answer, r.error) for r in rows] == [("q1", "slm", "x", None), ("q1", "llm", None, "boom")]
     assert rows[0].generation == _gen("x")  # incl. TokenTop alternatives and cached tokens
     assert rows[1].generation is None
+    # the retry replaces the error row (still one row per (qid, tier)); a later put is refused
+    assert store.put("q1", "llm", "y", _gen("y")) is True
+    assert store.put("q1", "llm", "z", _gen("z")) is False
+    assert store.count() == 2
+    assert store.done() == {("q1", "slm"), ("q1", "llm")}
+    assert [(r.tier, r.answer, r.error) for r in store.rows()] == [("slm", "x", None), ("llm", "y", None)]
     store.close()
 
 
-@pytest.mark.xfail(strict=True, reason="store.put uses INSERT OR IGNORE, which in SQLite also ignores the "
-                   "CHECK (tier IN ('slm','llm')) and NOT NULL constraints: a bad row is silently dropped "
-                   "and put() returns False as if it were already stored")
 def test_put_refuses_an_unknown_tier(tmp_path):
     store = RunStore(tmp_path / "r")
     try:
@@ -217,6 +221,15 @@ def test_model_error_recorded_run_continues_and_not_scored(tmp_path):
     # the LLM answered every scored question right; q2 counted as wrong would give 5/6
     assert point_metrics(run, np.ones(run.n, bool))["exact"] == 100.0
     assert point_metrics(run, np.zeros(run.n, bool))["exact"] == 0.0
+
+    # a rerun retries only the failed (question, tier), and then q2 is scored
+    slm2, llm2 = FakeBackend("slm", ex, wrong=True), FakeBackend("llm", ex)
+    stats2 = run_generations(ex, {"slm": slm2, "llm": llm2}, store, "squad", progress=False)
+    assert (stats2.generated, stats2.skipped, stats2.errors) == (1, 11, 0)
+    assert slm2.calls == [] and llm2.calls == ["q2"]
+    assert store.count() == 12
+    run2 = load_run(ex, store, TierPrice(), TierPrice())
+    assert run2.errors == {"slm": [], "llm": []} and run2.n == 6
     store.close()
 
 

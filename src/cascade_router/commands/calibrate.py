@@ -12,6 +12,7 @@ import numpy as np
 
 from ..datasets import DatasetError, load_dataset, sample
 from ..routers import LogisticRouter, get_router
+from ..routers.base import json_safe
 from .common import fail, resolve_config
 
 
@@ -71,10 +72,10 @@ def command(run_dir, router_spec, target_rate, target_gap, out_path):
         if math.isnan(t):
             fail(f"no threshold recovers {100 * target_gap:.0f}% of the gap on this run")
     router = router.with_threshold(t)
-    esc = np.asarray(scores > t)
+    esc = np.asarray(scores > t) & ~np.isnan(router.decision_function(rows))
     f1 = np.where(esc, llm_q, slm_q).mean()
     router.save(out_path)
-    click.echo(json.dumps({"router": str(out_path), "kind": router.kind, "threshold": t,
+    click.echo(json.dumps(json_safe({"router": str(out_path), "kind": router.kind, "threshold": t,
                            "calibration_questions": run.n, "llm_call_rate": float(esc.mean()),
                            "f1": 100 * float(f1), "slm_f1": 100 * float(slm_q.mean()),
-                           "llm_f1": 100 * float(llm_q.mean())}, indent=2))
+                           "llm_f1": 100 * float(llm_q.mean())}), indent=2))

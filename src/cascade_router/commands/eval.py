@@ -29,6 +29,8 @@ def _identity(cfg: CascadeConfig, dataset: str, data: str | None, limit: int | N
         "seed": seed,
         "questions": n,
         "max_tokens": cfg.max_tokens,
+        "slm_options": {"family": cfg.slm.family, "n_ctx": cfg.slm.n_ctx, "top_k": cfg.slm.top_k},
+        "llm_options": {"family": cfg.llm.family, "n_ctx": cfg.llm.n_ctx, "top_k": cfg.llm.top_k},
         "prompt_version": 1,
     }
 

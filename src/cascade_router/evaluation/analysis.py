@@ -196,13 +196,14 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5) -> dict[st
     curves: dict[str, dict[str, Any]] = {}
     tr, cr = signal_rows(test), signal_rows(calib)
     for name, router in routers.items():
-        s_test = sweepable_scores(router.decision_function(tr))
+        raw_test = router.decision_function(tr)
+        s_test = sweepable_scores(raw_test)
         s_cal = sweepable_scores(router.decision_function(cr))
         c = sweep(s_test, test.arrays["slm_f1"], test.arrays["llm_f1"], name=name)
         entry: dict[str, Any] = summarize(c, tq_slm, tq_llm)
         for rate in TARGET_RATES:
             t = threshold_for_rate(s_cal, rate)
-            m = escalate(s_test, t)
+            m = escalate(s_test, t) & ~np.isnan(raw_test)  # a router never escalates on nan
             pm = point_metrics(test, m)
             entry[f"target{int(rate * 100)}"] = {"threshold": t, "llm_call_rate": pm["llm_call_rate"], "f1": pm["f1"]}
         curves[name] = entry

@@ -96,14 +96,24 @@ class RunStore:
 
     # --- rows --------------------------------------------------------------------------------
     def done(self) -> set[tuple[str, str]]:
-        """The (qid, tier) pairs already stored."""
-        return set(self._db.execute("SELECT qid, tier FROM generations"))
+        """The (qid, tier) pairs stored with a generation. Error rows are not done: a rerun
+        retries them (and :meth:`put` replaces them)."""
+        return set(self._db.execute("SELECT qid, tier FROM generations WHERE error IS NULL"))
 
     def put(self, qid: str, tier: str, answer: str | None, gen: Generation | None, error: str | None = None) -> bool:
-        """Store one result and commit; returns False (and keeps the old row) if already stored."""
+        """Store one result and commit.
+
+        Returns False (and keeps the old row) if a generation is already stored for (qid, tier);
+        an earlier error row is replaced.
+
+        Raises:
+            sqlite3.IntegrityError: ``tier`` is not ``slm``/``llm`` (the CHECK constraint).
+        """
         with self._db:
             cur = self._db.execute(
-                "INSERT OR IGNORE INTO generations VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO generations VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (qid, tier) DO UPDATE SET "
+                "answer = excluded.answer, generation = excluded.generation, error = excluded.error, "
+                "created = excluded.created WHERE generations.error IS NOT NULL",
                 (qid, tier, answer, json.dumps(gen.to_dict()) if gen is not None else None, error, time.time()),
             )
         return cur.rowcount == 1

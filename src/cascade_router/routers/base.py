@@ -35,6 +35,18 @@ class Reason:
         return f"{self.signal:>20} = {v:>8}   escalate if {self.op} {self.threshold:g}   [{mark}]"
 
 
+def json_safe(x: Any) -> Any:
+    """``x`` with non-finite floats written as the strings ``"inf"``, ``"-inf"``, ``"nan"``
+    (standard JSON has no such numbers; ``float()`` reads the strings back)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    if isinstance(x, dict):
+        return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    return x
+
+
 def value_is_nan(v: Any) -> bool:
     """True for None or a float nan."""
     return v is None or (isinstance(v, float) and math.isnan(v))
@@ -111,7 +123,7 @@ class Router:
     def save(self, path: str | Path) -> Path:
         """Write the router as JSON; returns the path."""
         path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        path.write_text(json.dumps(json_safe(self.to_dict()), indent=2, allow_nan=False) + "\n")
         return path
 
     def __repr__(self) -> str:
