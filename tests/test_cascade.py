@@ -268,12 +268,6 @@ def test_to_dict_turns_nan_into_none():
     assert d["total_tokens"] == 100 + 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Cascade.answer calls router.decision_function() and then router.predict(), which "
-    "draws again for a stateful RandomRouter: the reported decision_score is not the one the "
-    "decision was made on (escalated != score > threshold), and each question uses two draws",
-)
 def test_random_router_decision_matches_reported_score():
     c = Cascade(StubTier("a", [-0.1]), StubTier("b", [-0.1]), RandomRouter(rate=0.5, seed=0))
     results = [c.answer(f"Q{i}?", "P.") for i in range(40)]

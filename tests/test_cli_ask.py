@@ -158,12 +158,6 @@ def test_ask_open_question_without_passage(shared_models):
     assert d["route"] == "slm" and not d["escalated"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `ask --json` prints the decision score of always-slm/always-llm as "
-    "-Infinity/Infinity, which is not valid JSON (CascadeResult.to_dict maps nan signals to null "
-    "but leaves an infinite decision_score)",
-)
 def test_ask_json_is_strict_json_for_always_routers(shared_models):
     r = run("ask", "-q", QUESTION, "-c", PASSAGE, "--json", "--router", "always-llm")
     assert r.exit_code == 0, r.output

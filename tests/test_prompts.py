@@ -133,11 +133,6 @@ def test_non_abstentions_are_kept_with_allow_abstain(raw):
     assert clean_answer(raw, allow_abstain=True) == raw
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: clean_answer's prefix regex treats 'A-' as an 'A:'-style prefix, so answers "
-    "starting with a hyphenated 'A' lose it ('A-levels' -> 'levels', 'The A-Team' -> 'Team')",
-)
 @pytest.mark.parametrize("raw", ["A-levels", "The A-Team"])
 def test_hyphenated_a_is_not_a_prefix(raw):
     assert clean_answer(raw) == raw

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -188,8 +189,8 @@ class Cascade:
             )
         sa = ask_model(self.slm, question, context, task, self.max_tokens, self.style)
         signals = compute_signals(sa.generation, sa.answer)
-        score = float(self.router.decision_function(signals)[0])
-        escalate = force is None and bool(self.router.predict(signals)[0])
+        score = float(self.router.decision_function(signals)[0])  # drawn once (random router)
+        escalate = force is None and not math.isnan(score) and score > self.router.threshold
         res = CascadeResult(
             question, sa.answer, "slm", escalate, sa.answer, None, signals, score,
             float(self.router.threshold), self.router.explain(signals), slm=sa.generation,

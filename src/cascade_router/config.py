@@ -115,8 +115,10 @@ def _tier(d: Any, name: str, src: str) -> TierConfig:
     if d.get("price") is not None:
         p = d["price"]
         pk = {f.name for f in fields(TierPrice)}
-        if not isinstance(p, Mapping) or set(p) - pk:
-            raise ConfigError(f"{src}: [{name}.price] fields must be among {sorted(pk)}")
+        if not isinstance(p, Mapping):
+            raise ConfigError(f"{src}: [{name}.price] must be a table of {sorted(pk)}")
+        if set(p) - pk:
+            raise ConfigError(f"{src}: [{name}.price] unknown field(s) {sorted(set(p) - pk)}; valid: {sorted(pk)}")
         try:
             d["price"] = TierPrice(**{k: float(v) for k, v in p.items()})
         except (TypeError, ValueError) as e:
@@ -143,11 +145,16 @@ def config_from_dict(d: Mapping[str, Any], source: str = "config") -> CascadeCon
     if "router" in d:
         cfg.router = d["router"] if isinstance(d["router"], (str, dict)) else str(d["router"])
     casc = d.get("cascade") or {}
+    if not isinstance(casc, Mapping):
+        raise ConfigError(f"{source}: [cascade] must be a table with max_tokens and/or on_llm_error")
     bad = set(casc) - {"max_tokens", "on_llm_error"}
     if bad:
         raise ConfigError(f"{source}: [cascade] unknown field(s) {sorted(bad)}; valid: max_tokens, on_llm_error")
     if "max_tokens" in casc:
-        cfg.max_tokens = int(casc["max_tokens"])
+        mt = casc["max_tokens"]
+        if isinstance(mt, bool) or not isinstance(mt, int) or mt < 1:
+            raise ConfigError(f"{source}: [cascade] max_tokens must be a positive integer, got {mt!r}")
+        cfg.max_tokens = mt
     if "on_llm_error" in casc:
         if casc["on_llm_error"] not in ("degrade", "fail"):
             raise ConfigError(f"{source}: [cascade] on_llm_error must be 'degrade' or 'fail'")

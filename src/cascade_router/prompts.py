@@ -159,7 +159,7 @@ def build_prompt(
 
 
 _PREFIX = re.compile(
-    r"^\s*(?:the\s+)?(?:final\s+|short\s+)?(?:answer|response|a)\s*(?:is)?\s*[:\-–]\s*", re.I
+    r"^\s*(?:(?:the\s+)?(?:final\s+|short\s+)?(?:answer|response)\s*(?:is)?\s*[:\-–]|a\s*:)\s*", re.I
 )
 _ABSTAIN_RE = re.compile(
     r"^(?:unanswerable|no answer|not answerable|cannot be answered|unknown|n/?a|none)\b", re.I

@@ -27,8 +27,10 @@ def length_words(gen: Generation, answer: str | None = None) -> float:
 
 
 def length_tokens(gen: Generation, answer: str | None = None) -> float:
-    """Generated tokens (``completion_tokens``, else ``len(tokens)``)."""
-    return float(gen.completion_tokens or len(gen.tokens))
+    """Generated answer tokens: ``len(tokens)`` where the backend returned them, else
+    ``completion_tokens``. (llama.cpp bills a stop-string token in ``completion_tokens`` but
+    returns no token or logprob for it; it is not part of the answer.)"""
+    return float(len(gen.tokens) if gen.tokens else gen.completion_tokens)
 
 
 def _lps(gen: Generation) -> np.ndarray | None:

@@ -11,6 +11,7 @@ import click
 from ..models.base import ModelError
 from ..models.registry import ModelNotAvailable, parse_spec
 from ..prompts import TASKS
+from ..routers.base import json_safe
 from .common import fail, resolve_config
 
 
@@ -58,7 +59,7 @@ def command(question, context, context_file, slm, llm, router, config_path, task
     finally:
         cascade.close()
     if as_json:
-        click.echo(json.dumps(res.to_dict(), indent=2, default=str))
+        click.echo(json.dumps(json_safe(res.to_dict()), indent=2, default=str, allow_nan=False))
         return
     click.echo(res.answer if res.answer else "(no answer)")
     tier = cfg.slm.model if res.route == "slm" else cfg.llm.model

@@ -30,7 +30,8 @@ class Generation:
         top_logprobs: for each generated position, the top-k alternatives (k <= ``top_k``),
             best first, shape ``(n, <=k)``; ``None`` when the backend returned none.
         prompt_tokens: tokens in the prompt as sent.
-        completion_tokens: tokens generated.
+        completion_tokens: tokens generated, as billed by the backend; llama.cpp counts a
+            stop-string token here that has no entry in ``tokens``/``logprobs``.
         cached_prompt_tokens: prompt tokens served from the KV/prompt cache, where the backend
             reports them (``None`` otherwise). Prompt tokens evaluated = prompt - cached.
         finish_reason: ``"stop"``, ``"length"``, ... as the backend reports it.
