@@ -9,10 +9,10 @@ from pathlib import Path
 import click
 
 from ..models.base import ModelError
-from ..models.registry import ModelNotAvailable, parse_spec
+from ..models.registry import ModelNotAvailable
 from ..prompts import TASKS
 from ..routers.base import json_safe
-from .common import fail, resolve_config
+from .common import check_specs, fail, resolve_config
 
 
 @click.command()
@@ -38,12 +38,7 @@ def command(question, context, context_file, slm, llm, router, config_path, task
             context = Path(context_file).read_text()
         except (OSError, UnicodeDecodeError) as e:
             fail(f"--context-file {context_file}: {e}")
-    for opt, spec in (("--slm", slm), ("--llm", llm)):
-        if spec:
-            try:
-                parse_spec(spec)
-            except ValueError as e:
-                fail(f"{opt}: {e}")
+    check_specs(slm, llm)
     cfg = resolve_config(config_path, slm, llm, router, threads)
     task = task or ("squad" if context else "open")
     from ..config import build_cascade

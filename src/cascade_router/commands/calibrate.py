@@ -10,10 +10,9 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ..datasets import DatasetError, load_dataset, sample
 from ..routers import LogisticRouter, get_router
 from ..routers.base import json_safe
-from .common import fail, resolve_config
+from .common import fail, open_run, resolve_config
 
 
 @click.command()
@@ -28,7 +27,7 @@ def command(run_dir, router_spec, target_rate, target_gap, out_path):
     """Calibrate a router on RUN_DIR's stored generations (made by `cascade-router eval`)."""
     from ..evaluation.analysis import load_run, signal_rows, sweepable_scores
     from ..evaluation.curves import threshold_for_quality, threshold_for_rate
-    from ..evaluation.store import DB_NAME, RunStore
+    from ..evaluation.store import RunStore
 
     if (target_rate is None) == (target_gap is None):
         fail("give exactly one of --target-rate or --target-gap")
@@ -36,16 +35,8 @@ def command(run_dir, router_spec, target_rate, target_gap, out_path):
     if not 0.0 <= target <= 1.0:
         fail(f"{'--target-rate' if target_rate is not None else '--target-gap'} must be in [0, 1], got {target}")
     rd = Path(run_dir)
-    if not (rd / DB_NAME).is_file():
-        fail(f"{rd}: no {DB_NAME} here; make one with `cascade-router eval --out {rd}`")
+    ident, examples = open_run(run_dir)
     store = RunStore(rd)
-    ident = store.meta()
-    try:
-        data = None if ident.get("data") == "bundled" else ident.get("data")
-        examples = sample(load_dataset(ident["dataset"], data), ident["limit"], seed=ident["seed"])
-    except (DatasetError, KeyError) as e:
-        store.close()
-        fail(f"{rd}: cannot rebuild the run's questions: {e}")
     cfg = resolve_config(None, None, None, None)
     run = load_run(examples, store, cfg.slm.price_or_default(), cfg.llm.price_or_default())
     store.close()

@@ -8,6 +8,7 @@ from typing import NoReturn
 import click
 
 from ..config import CascadeConfig, ConfigError, TierConfig, load_config
+from ..models.registry import parse_spec
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -41,3 +42,44 @@ def resolve_config(
     except ValueError as e:
         fail(str(e))
     return cfg
+
+
+def check_specs(slm: str | None, llm: str | None) -> None:
+    """Exit 2 with the valid forms listed if ``--slm``/``--llm`` is not a model spec."""
+    for opt, spec in (("--slm", slm), ("--llm", llm)):
+        if spec:
+            try:
+                parse_spec(spec)
+            except ValueError as e:
+                fail(f"{opt}: {e}")
+
+
+def open_run(run_dir: str) -> tuple[dict, list]:
+    """The identity and the sampled questions of a run directory made by ``eval``.
+
+    Exits 2 with a message naming the directory when it holds no usable run (no database, a
+    corrupt one, no recorded identity, or data that no longer loads).
+    """
+    import sqlite3
+    from pathlib import Path
+
+    from ..datasets import DatasetError, load_dataset, sample
+    from ..evaluation.store import DB_NAME, RunStore
+
+    rd = Path(run_dir)
+    if not (rd / DB_NAME).is_file():
+        fail(f"{rd}: no {DB_NAME} here; is this a run directory made by `cascade-router eval`?")
+    try:
+        store = RunStore(rd)
+        ident = store.meta()
+        store.close()
+    except sqlite3.DatabaseError as e:
+        fail(f"{rd / DB_NAME}: not a usable run database: {e}")
+    if not all(k in ident for k in ("dataset", "data", "limit", "seed")):
+        fail(f"{rd}: the run has no recorded identity (dataset, data, limit, seed)")
+    try:
+        data = None if ident["data"] == "bundled" else ident["data"]
+        examples = sample(load_dataset(ident["dataset"], data), ident["limit"], seed=ident["seed"])
+    except DatasetError as e:
+        fail(f"{rd}: cannot rebuild the run's questions: {e}")
+    return ident, examples

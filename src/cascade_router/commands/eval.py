@@ -12,9 +12,9 @@ import click
 
 from ..config import CascadeConfig
 from ..datasets import DATASETS, DatasetError, load_dataset, sample
-from ..models.registry import ModelNotAvailable, parse_spec
+from ..models.registry import ModelNotAvailable
 from ..prompts import DATASET_TASK
-from .common import fail, resolve_config
+from .common import check_specs, fail, open_run, resolve_config
 
 DEFAULT_LIMIT = 200
 
@@ -82,12 +82,7 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
         fail(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
     if limit is not None and limit < 0:
         fail("--limit must be >= 0")
-    for opt, spec in (("--slm", slm), ("--llm", llm)):
-        if spec:
-            try:
-                parse_spec(spec)
-            except ValueError as e:
-                fail(f"{opt}: {e}")
+    check_specs(slm, llm)
     cfg = resolve_config(config_path, slm, llm, None, threads)
     for r in (routers or "").split(","):
         if r.strip():
@@ -137,23 +132,10 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Config with tier prices to apply.")
 def report_command(run_dir, config_path):
     """Rebuild RUN_DIR's report from its stored generations, without running a model."""
-    from ..evaluation.store import DB_NAME, RunStore
-
     rd = Path(run_dir)
-    if not (rd / DB_NAME).is_file():
-        fail(f"{rd}: no {DB_NAME} here; is this a run directory made by `cascade-router eval`?")
-    store = RunStore(rd)
-    ident = store.meta()
-    store.close()
-    if not ident.get("dataset"):
-        fail(f"{rd}: the run has no recorded identity")
+    ident, examples = open_run(run_dir)
     cfg = resolve_config(config_path, None, None, None)
     cfg.slm.model, cfg.llm.model = ident["slm"], ident["llm"]
-    try:
-        data = None if ident["data"] == "bundled" else ident["data"]
-        examples = sample(load_dataset(ident["dataset"], data), ident["limit"], seed=ident["seed"])
-    except DatasetError as e:
-        fail(str(e))
     summary_path = rd / "summary.json"
     prev = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     ident_out = dict(ident, command=prev.get("identity", {}).get("command", ""))

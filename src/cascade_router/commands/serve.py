@@ -8,8 +8,8 @@ import socket
 import click
 
 from ..models.base import ModelError
-from ..models.registry import ModelNotAvailable, parse_spec
-from .common import fail, resolve_config
+from ..models.registry import ModelNotAvailable
+from .common import check_specs, fail, resolve_config
 
 
 def _check_bindable(host: str, port: int) -> None:
@@ -76,12 +76,7 @@ def command(config_path, slm, llm, router, threads, host, port, api_key_env, max
     if not is_loopback(host) and not keys:
         fail(f"refusing to bind non-loopback address {host} without API keys: "
              "set --api-key-env VAR with the key(s) in $VAR, or bind 127.0.0.1")
-    for opt, spec in (("--slm", slm), ("--llm", llm)):
-        if spec:
-            try:
-                parse_spec(spec)
-            except ValueError as e:
-                fail(f"{opt}: {e}")
+    check_specs(slm, llm)
     cfg = resolve_config(config_path, slm, llm, router, threads)
     _check_bindable(host, port)
     from ..config import build_cascade

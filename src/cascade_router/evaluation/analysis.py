@@ -17,7 +17,7 @@ from ..models.base import Generation
 from ..routers import AlwaysLLM, AlwaysSLM, LogisticRouter, PRESETS, SignalRouter, preset
 from ..signals import SIGNALS, compute_signals
 from .costs import TierPrice, cost_curve, percentiles
-from .curves import Curve, escalate, oracle_curve, random_curve, summarize, sweep, threshold_for_rate
+from .curves import escalate, oracle_curve, random_curve, summarize, sweep, threshold_for_rate
 from .store import RunStore
 
 #: LLM-call-rate targets for which a threshold is chosen on the calibration split.

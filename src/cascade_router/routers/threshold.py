@@ -7,7 +7,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..signals import DIRECTION
-from .base import Reason, Router, SignalRows, as_rows, column, register, value_is_nan
+from .base import Reason, Router, as_rows, column, register, value_is_nan
 
 
 def _direction(signal: str, direction: int | None) -> int:
