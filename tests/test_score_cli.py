@@ -116,3 +116,24 @@ def test_bad_inputs_exit_2(tmp_path):
     _bad(_run("--dataset", "squad-v1.1", "--predictions", hotpot_style), "another dataset")
     _bad(_run("--dataset", "hotpotqa", "--predictions", good), '"answer"')
     _bad(_run("--dataset", "hotpotqa", "--predictions", hotpot_style.parent / "p.json"), "answer")
+
+
+def test_only_predicted_scores_the_sample(tmp_path):
+    # 4 questions of the first paragraph: 3 answered with their first gold answer, 1 wrong
+    qas = load_raw("squad-v1.1")[0]["paragraphs"][0]["qas"][:4]
+    preds = {qa["id"]: qa["answers"][0]["text"] for qa in qas[:3]}
+    preds[qas[3]["id"]] = "zzz unrelated"
+    p = tmp_path / "p.json"
+    p.write_text(json.dumps(preds))
+    r = _run("--dataset", "squad-v1.1", "--predictions", p, "--only-predicted")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["exact_match"] == pytest.approx(75.0)
+    # without the flag, the same file is averaged over all 10,570 questions (official behaviour)
+    r = _run("--dataset", "squad-v1.1", "--predictions", p)
+    assert json.loads(r.stdout)["exact_match"] == pytest.approx(100 * 3 / 10570)
+    # predictions for another dataset: nothing in common
+    q = tmp_path / "q.json"
+    q.write_text(json.dumps({"nope": "x"}))
+    r = _run("--dataset", "squad-v1.1", "--predictions", q, "--only-predicted")
+    assert r.exit_code == 2 and "no prediction id matches" in r.stderr

@@ -97,6 +97,14 @@ class CascadeConfig:
             return router_from_dict(self.router, source="config [router]")
         return get_router(self.router, seed=seed)
 
+    @property
+    def router_label(self) -> str:
+        """A short name for the configured router (its name, file, or kind)."""
+        r = self.router
+        if isinstance(r, str):
+            return r
+        return str(r.get("name") or r.get("path") or r.get("kind") or "custom")
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON/TOML-ready)."""
         return asdict(self)

@@ -61,7 +61,7 @@ def command(question, context, context_file, slm, llm, router, config_path, task
     how = "escalated" if res.escalated else "kept the SLM answer"
     if res.degraded:
         how = f"escalation failed, SLM answer returned (degraded): {res.error}"
-    click.echo(f"\nanswered by: {res.route} ({tier}); router {cfg.router if isinstance(cfg.router, str) else 'custom'} {how}")
+    click.echo(f"\nanswered by: {res.route} ({tier}); router {cfg.router_label} {how}")
     click.echo(f"decision score {res.decision_score:.3f} vs threshold {res.threshold:g}")
     for r in res.reasons:
         click.echo(str(r))

@@ -17,5 +17,6 @@ def command(prepare):
             state = "ready" if path.is_file() else "not built yet (run: cascade-router models --prepare)"
         except ModelNotAvailable as e:
             path, state = "-", f"missing: {e}"
-        click.echo(f"{m.name:14} {m.role.upper():4} {m.family:5} {state}\n{'':14} {m.description}\n{'':14} {path}")
+        prompt = "few-shot-prompt" if m.family == "base" else "chat-template"
+        click.echo(f"{m.name:14} {m.role.upper():4} {prompt:15} {state}\n{'':14} {m.description}\n{'':14} {path}")
     click.echo(f"cache directory: {cache_dir()}")

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ..datasets import DATASETS, DatasetError, load_raw
+from ..datasets import DATASETS, DatasetError, load_raw, restrict_raw
 from ..datasets.files import read_json
 from ..metrics import (
     PredictionsError,
@@ -24,13 +24,25 @@ def _read(path: str, what: str) -> object:
         raise PredictionsError(f"{what} file {exc}") from None
 
 
-def _score(dataset: str, data_path, pred_path: str, na_path, na_thresh: float, zero: bool) -> dict:
+def _predicted_ids(dataset: str, predictions: object) -> set[str]:
+    if dataset == "hotpotqa":
+        answers = predictions.get("answer") if isinstance(predictions, dict) else None
+        return set(answers) if isinstance(answers, dict) else set()
+    return set(predictions) if isinstance(predictions, dict) else set()
+
+
+def _score(dataset: str, data_path, pred_path: str, na_path, na_thresh: float, zero: bool, only_predicted: bool = False) -> dict:
     if dataset not in DATASETS:
         raise DatasetError(f"unknown dataset {dataset!r}; valid names: {', '.join(DATASETS)}")
     if na_path is not None and dataset != "squad-v2.0":
         raise PredictionsError("--na-probs applies to squad-v2.0 only")
     data = load_raw(dataset, data_path)
     predictions = _read(pred_path, "predictions")
+    if only_predicted:
+        restricted = restrict_raw(dataset, data, _predicted_ids(dataset, predictions))
+        if not restricted:
+            raise PredictionsError(f"{pred_path}: no prediction id matches a {dataset} question id")
+        data = restricted
     try:
         if dataset == "squad-v1.1":
             return evaluate_squad_v1(data, predictions)
@@ -67,12 +79,17 @@ def _score(dataset: str, data_path, pred_path: str, na_path, na_thresh: float, z
     help="squad-v2.0: score questions without a prediction 0 instead of failing "
     "(squad-v1.1 and hotpotqa always do, as their official scripts).",
 )
-def command(dataset, data_path, pred_path, na_path, na_prob_thresh, missing_as_zero) -> None:
+@click.option(
+    "--only-predicted", is_flag=True,
+    help="Score only the questions that have a prediction (e.g. an eval run's sample), as the "
+    "official script would score a data file holding just those questions.",
+)
+def command(dataset, data_path, pred_path, na_path, na_prob_thresh, missing_as_zero, only_predicted) -> None:
     """Print the official metrics (same names and scales as evaluate-v1.1.py, evaluate-v2.0.py,
     hotpot_evaluate_v1.py) as JSON. Questions without a prediction are listed on stderr.
     Bad input: a one-line error and exit code 2."""
     try:
-        result = _score(dataset, data_path, pred_path, na_path, na_prob_thresh, missing_as_zero)
+        result = _score(dataset, data_path, pred_path, na_path, na_prob_thresh, missing_as_zero, only_predicted)
     except (DatasetError, PredictionsError) as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)

@@ -92,7 +92,7 @@ def command(config_path, slm, llm, router, threads, host, port, api_key_env, max
         import uvicorn
 
         shown = f"[{host}]" if ":" in host else host
-        rname = cfg.router if isinstance(cfg.router, str) else "custom"
+        rname = cfg.router_label
         click.echo(f"cascade-router: slm={cascade.slm.model_id} llm={cascade.llm.model_id} router={rname} "
                    f"on_llm_error={cfg.on_llm_error} auth={'on' if keys else 'off'}; "
                    f"OpenAI base URL http://{shown}:{port}/v1", err=True)

@@ -2,7 +2,7 @@
 JSON formats, bundled as package data (``cascade_router/data``, see ``SOURCES.md``)."""
 
 from .files import BUNDLED_FILES, bundled_path
-from .loading import load_dataset, load_raw
+from .loading import load_dataset, load_raw, official_document, restrict_raw
 from .sampling import group_by_passage, sample, split_by_passage
 from .types import DATASETS, DatasetError, QAExample
 
@@ -15,6 +15,8 @@ __all__ = [
     "group_by_passage",
     "load_dataset",
     "load_raw",
+    "official_document",
+    "restrict_raw",
     "sample",
     "split_by_passage",
 ]

@@ -44,3 +44,33 @@ def load_raw(name: str, path: str | os.PathLike | None = None) -> list:
         DatasetError: as `load_dataset`.
     """
     return _load(name, path)[0]
+
+
+def restrict_raw(name: str, raw: list, ids: set[str]) -> list:
+    """The official-format data (as from `load_raw`) keeping only the questions in `ids`.
+
+    SQuAD: articles and paragraphs that keep no question are dropped; HotpotQA: records are
+    filtered by ``_id``. The result is what the ``evaluate_*`` functions take, and scores a
+    sample the way the official scripts would score a file holding just that sample.
+    """
+    check_name(name)
+    if name == "hotpotqa":
+        return [r for r in raw if r.get("_id") in ids]
+    out = []
+    for art in raw:
+        paras = []
+        for para in art.get("paragraphs", []):
+            qas = [qa for qa in para.get("qas", []) if qa.get("id") in ids]
+            if qas:
+                paras.append({**para, "qas": qas})
+        if paras:
+            out.append({**art, "paragraphs": paras})
+    return out
+
+
+def official_document(name: str, raw: list) -> object:
+    """Wrap `raw` data as a complete official file body (SQuAD: ``{"version", "data"}``)."""
+    check_name(name)
+    if name == "hotpotqa":
+        return raw
+    return {"version": "v2.0" if name == "squad-v2.0" else "1.1", "data": raw}
