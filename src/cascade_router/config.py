@@ -110,6 +110,25 @@ class CascadeConfig:
         return asdict(self)
 
 
+def _check_tier_types(d: dict, where: str) -> None:
+    def bad(field: str, want: str) -> None:
+        raise ConfigError(f"{where} {field} must be {want}, got {d[field]!r}")
+
+    if not isinstance(d.get("model"), str) or not d["model"].strip():
+        bad("model", "a non-empty string (embedded name, .gguf path or MODEL@URL)")
+    for key, lo, hi in (("threads", 1, 1024), ("n_ctx", 64, 10_000_000), ("top_k", 1, 20), ("retries", 0, 20)):
+        v = d.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi):
+            bad(key, f"an integer in [{lo}, {hi}]")
+    v = d.get("timeout_s")
+    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1e6):
+        bad("timeout_s", "a number of seconds > 0")
+    if d.get("family") not in (None, "chat", "base"):
+        bad("family", "'chat' or 'base'")
+    if d.get("api_key_env") is not None and not isinstance(d["api_key_env"], str):
+        bad("api_key_env", "the NAME of an environment variable (a string)")
+
+
 def _tier(d: Any, name: str, src: str) -> TierConfig:
     if isinstance(d, str):
         return TierConfig(d)
@@ -120,6 +139,7 @@ def _tier(d: Any, name: str, src: str) -> TierConfig:
     if unknown:
         raise ConfigError(f"{src}: [{name}] unknown field(s) {sorted(unknown)}; valid: {sorted(known)}")
     d = dict(d)
+    _check_tier_types(d, f"{src}: [{name}]")
     if d.get("price") is not None:
         p = d["price"]
         pk = {f.name for f in fields(TierPrice)}
@@ -151,7 +171,18 @@ def config_from_dict(d: Mapping[str, Any], source: str = "config") -> CascadeCon
     if "llm" in d:
         cfg.llm = _tier(d["llm"], "llm", source)
     if "router" in d:
-        cfg.router = d["router"] if isinstance(d["router"], (str, dict)) else str(d["router"])
+        r = d["router"]
+        if isinstance(r, Mapping):
+            extra = set(r) - {"name", "path", "kind", "params", "state"}
+            if extra:
+                raise ConfigError(f"{source}: [router] unknown field(s) {sorted(extra)}; valid: name, path, or kind + params")
+            for key in ("name", "path"):
+                if key in r and not isinstance(r[key], str):
+                    raise ConfigError(f"{source}: [router] {key} must be a string, got {r[key]!r}")
+            r = dict(r)
+        elif not isinstance(r, str):
+            raise ConfigError(f"{source}: router must be a name, a path or a table, got {r!r}")
+        cfg.router = r
     casc = d.get("cascade") or {}
     if not isinstance(casc, Mapping):
         raise ConfigError(f"{source}: [cascade] must be a table with max_tokens and/or on_llm_error")
@@ -180,11 +211,15 @@ def load_config(path: str | Path) -> CascadeConfig:
     Raises:
         ConfigError: missing file, parse error or invalid content, naming the file.
     """
+    if path is None:
+        raise ConfigError("no config path given")
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
     try:
         if path.suffix == ".toml":
             d = tomllib.loads(text)

@@ -34,6 +34,8 @@ def command(run_dir, router_spec, target_rate, target_gap, out_path):
     target = target_rate if target_rate is not None else target_gap
     if not 0.0 <= target <= 1.0:
         fail(f"{'--target-rate' if target_rate is not None else '--target-gap'} must be in [0, 1], got {target}")
+    if not Path(out_path).resolve().parent.is_dir():
+        fail(f"--out {out_path}: its directory does not exist")
     rd = Path(run_dir)
     ident, examples = open_run(run_dir)
     store = RunStore(rd)

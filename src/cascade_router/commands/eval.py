@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import re
 import shlex
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -14,12 +17,42 @@ from ..config import CascadeConfig
 from ..datasets import DATASETS, DatasetError, load_dataset, sample
 from ..models.registry import ModelNotAvailable
 from ..prompts import DATASET_TASK
+from ..routers import get_router
 from .common import check_specs, fail, open_run, resolve_config
 
 DEFAULT_LIMIT = 200
 
 
-def _identity(cfg: CascadeConfig, dataset: str, data: str | None, limit: int | None, seed: int, n: int) -> dict:
+def _sample_digest(examples) -> str:
+    """sha256 over the sampled questions (id, question, passage, gold answers), so that a data
+    file edited in place is not scored with generations made for its old content."""
+    h = hashlib.sha256()
+    for ex in examples:
+        h.update(json.dumps([ex.id, ex.question, ex.context, ex.answers], ensure_ascii=False).encode())
+    return h.hexdigest()
+
+
+def _run_dir_name(cfg: CascadeConfig, dataset: str, lim: int | None, seed: int) -> str:
+    def short(spec: str) -> str:
+        name = spec.split("@", 1)[0] if "@" in spec else Path(spec).stem if spec.endswith(".gguf") else spec
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "model"
+    return f"runs/{dataset}-{short(cfg.slm.model)}-{short(cfg.llm.model)}-n{lim or 'all'}-s{seed}"
+
+
+def _extra_routers(routers: str | None, seed: int) -> dict:
+    out = {}
+    for spec in (routers or "").split(","):
+        spec = spec.strip()
+        if spec:
+            try:
+                out[spec] = get_router(spec, seed=seed)
+            except ValueError as e:
+                fail(f"--routers: {e}")
+    return out
+
+
+def _identity(cfg: CascadeConfig, dataset: str, data: str | None, limit: int | None, seed: int, examples) -> dict:
+    n = len(examples)
     return {
         "dataset": dataset,
         "data": str(Path(data).resolve()) if data else "bundled",
@@ -32,10 +65,12 @@ def _identity(cfg: CascadeConfig, dataset: str, data: str | None, limit: int | N
         "slm_options": {"family": cfg.slm.family, "n_ctx": cfg.slm.n_ctx, "top_k": cfg.slm.top_k},
         "llm_options": {"family": cfg.llm.family, "n_ctx": cfg.llm.n_ctx, "top_k": cfg.llm.top_k},
         "prompt_version": 1,
+        "sample_sha256": _sample_digest(examples),
     }
 
 
-def _analyse_and_write(run_dir: Path, identity: dict, cfg: CascadeConfig, examples, seed: int, extra: dict | None = None):
+def _analyse_and_write(run_dir: Path, identity: dict, cfg: CascadeConfig, examples, seed: int,
+                       extra: dict | None = None, extra_routers: dict | None = None):
     from ..evaluation.analysis import analyse, load_run
     from ..evaluation.report import write_report
     from ..evaluation.store import RunStore
@@ -45,7 +80,8 @@ def _analyse_and_write(run_dir: Path, identity: dict, cfg: CascadeConfig, exampl
         run = load_run(examples, store, cfg.slm.price_or_default(), cfg.llm.price_or_default())
     finally:
         store.close()
-    res = analyse(run, seed=seed)
+    res = analyse(run, seed=seed, extra_routers=extra_routers)
+    extra = dict(extra or {}, extra_routers=sorted(extra_routers or {}))
     paths = write_report(run_dir, identity, run, res, extra)
     return run, res, paths
 
@@ -67,10 +103,10 @@ def _print_summary(run, res, paths) -> None:
 @click.option("--dataset", required=True, help=f"One of: {', '.join(DATASETS)}.")
 @click.option("--data", type=click.Path(dir_okay=False), default=None, help="A file in the official format (default: the bundled copy).")
 @click.option("--limit", type=int, default=DEFAULT_LIMIT, show_default=True, help="Questions to sample (whole passages, seeded); 0 = all.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the sample, the split and the random router.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for the sample, the split and the random router.")
 @click.option("--slm", default=None, help="SLM spec (default smollm2-135m).")
 @click.option("--llm", default=None, help="LLM spec (default gemma3-270m).")
-@click.option("--routers", default=None, help="Comma-separated extra routers to check by name (all built-in ones are always reported).")
+@click.option("--routers", default=None, help="Comma-separated extra routers to report beside the built-in ones (names, signal:NAME:T, random:RATE, router .json files).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Cascade config (.toml/.yaml): tiers, prices.")
 @click.option("--threads", type=int, default=None, help="llama.cpp threads per model (default: all cores).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Run directory (default runs/DATASET-SLM-LLM-nLIMIT-sSEED). Rerun to resume.")
@@ -84,9 +120,7 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
         fail("--limit must be >= 0")
     check_specs(slm, llm)
     cfg = resolve_config(config_path, slm, llm, None, threads)
-    for r in (routers or "").split(","):
-        if r.strip():
-            resolve_config(None, None, None, r.strip())  # validates the name (exit 2 on error)
+    extra_routers = _extra_routers(routers, seed)
     try:
         examples = sample(load_dataset(dataset, data), limit or None, seed=seed)
     except DatasetError as e:
@@ -94,13 +128,16 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
     if not examples:
         fail(f"{dataset}: no questions to evaluate")
     lim = limit or None
-    run_dir = Path(out_dir or f"runs/{dataset}-{cfg.slm.model.split('/')[-1]}-{cfg.llm.model.split('/')[-1]}-n{lim or 'all'}-s{seed}")
-    identity = _identity(cfg, dataset, data, lim, seed, len(examples))
+    run_dir = Path(out_dir or _run_dir_name(cfg, dataset, lim, seed))
+    identity = _identity(cfg, dataset, data, lim, seed, examples)
 
     from ..evaluation.runner import run_generations
-    from ..evaluation.store import RunMismatchError, RunStore
+    from ..evaluation.store import RunLockedError, RunMismatchError, RunStore
 
-    store = RunStore(run_dir)
+    try:
+        store = RunStore(run_dir, lock=True)
+    except (OSError, sqlite3.DatabaseError, RunLockedError) as e:
+        fail(f"--out {run_dir}: cannot use as a run directory: {e}")
     try:
         store.bind(identity)
     except RunMismatchError as e:
@@ -123,8 +160,11 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
     identity_out = dict(identity, command=" ".join(["cascade-router"] + [shlex.quote(a) for a in sys.argv[1:]]))
     extra = {"last_run": {"generated": stats.generated, "resumed": stats.skipped, "errors": stats.errors,
                           "wall_s": stats.wall_s, "model_s": stats.model_s}}
-    run, res, paths = _analyse_and_write(run_dir, identity_out, cfg, examples, seed, extra)
+    run, res, paths = _analyse_and_write(run_dir, identity_out, cfg, examples, seed, extra, extra_routers)
     _print_summary(run, res, paths)
+    if run.n == 0:
+        fail(f"no question could be scored (errors: slm {len(run.errors['slm'])}, llm {len(run.errors['llm'])}); "
+             f"see {run_dir / 'summary.json'}", code=1)
 
 
 @click.command("report")
@@ -139,5 +179,7 @@ def report_command(run_dir, config_path):
     summary_path = rd / "summary.json"
     prev = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     ident_out = dict(ident, command=prev.get("identity", {}).get("command", ""))
-    run, res, paths = _analyse_and_write(rd, ident_out, cfg, examples, ident["seed"], {"last_run": prev.get("last_run")})
+    extra_routers = _extra_routers(",".join(prev.get("extra_routers") or []), ident["seed"])
+    run, res, paths = _analyse_and_write(rd, ident_out, cfg, examples, ident["seed"], {"last_run": prev.get("last_run")},
+                                         extra_routers)
     _print_summary(run, res, paths)

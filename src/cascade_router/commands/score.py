@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 
 import click
@@ -49,11 +50,14 @@ def _score(dataset: str, data_path, pred_path: str, na_path, na_thresh: float, z
         if dataset == "hotpotqa":
             return evaluate_hotpot(data, predictions)
         na_probs = None if na_path is None else _read(na_path, "na-probs")
+        if not math.isfinite(na_thresh):
+            raise PredictionsError("--na-prob-thresh must be a finite number")
         return evaluate_squad_v2(
             data, predictions, na_probs, na_thresh, missing="zero" if zero else "error"
         )
     except PredictionsError as exc:
-        raise PredictionsError(f"{pred_path}: {exc}") from None
+        where = na_path if na_path is not None and "na_probs" in str(exc) else pred_path
+        raise PredictionsError(f"{where}: {exc}") from None
 
 
 @click.command(name="score")

@@ -147,7 +147,7 @@ def signal_rows(run: RunData) -> list[Mapping[str, float]]:
     return [x.signals for x in run.records]
 
 
-def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5) -> dict[str, Any]:
+def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5, extra_routers: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Every number of the report.
 
     Returns a dict with:
@@ -160,7 +160,11 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5) -> dict[st
             calibration split with the call rate and F1 it gives on the test split.
         ``curve_objects``: the :class:`Curve` objects and their cost arrays (for plotting).
         ``split``: sizes of the calibration and test parts.
+
+    ``extra_routers`` (``{name: Router}``) are reported beside the built-in ones: as they are
+    (fixed points) and swept (curves). A learned extra router must already be fitted.
     """
+    extra_routers = dict(extra_routers or {})
     rows_all = signal_rows(run)
     n = run.n
     a = run.arrays
@@ -172,6 +176,9 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5) -> dict[st
     points["oracle"] = point_metrics(run, a["llm_f1"] > a["slm_f1"])
     for name in PRESETS:
         points[name] = point_metrics(run, preset(name).predict(rows_all) if n else np.zeros(0, bool))
+    for name, router in extra_routers.items():
+        if name not in points:
+            points[name] = point_metrics(run, router.predict(rows_all) if n else np.zeros(0, bool))
 
     calib_ex, test_ex = split_by_passage([x.ex for x in run.records], calib_fraction, seed)
     calib = run.subset({e.id for e in calib_ex})
@@ -190,6 +197,7 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5) -> dict[st
     out["test_baselines"] = {"slm_f1": 100 * tq_slm, "llm_f1": 100 * tq_llm}
     routers: dict[str, Any] = {f"signal:{s}": SignalRouter(s) for s in SIGNALS}
     routers.update({f"{p} (swept)": preset(p) for p in PRESETS})
+    routers.update({f"{k} (swept)": r for k, r in extra_routers.items() if f"{k} (swept)" not in routers})
     y = (calib.arrays["llm_f1"] > calib.arrays["slm_f1"]).astype(int)
     if len(np.unique(y)) == 2:
         routers["logistic"] = LogisticRouter().fit(signal_rows(calib), y)

@@ -142,7 +142,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
     v2 = ident.get("dataset") == "squad-v2.0"
     L = [f"# cascade-router evaluation: {ident.get('dataset')}", ""]
     L.append(f"- command: `{ident.get('command', '')}`")
-    L.append(f"- SLM: {ident.get('slm')}; LLM: {ident.get('llm')}; sample: {ident.get('limit')} questions, seed {ident.get('seed')}")
+    L.append(f"- SLM: {ident.get('slm')}; LLM: {ident.get('llm')}; sample: {ident.get('limit') or 'all'} questions, seed {ident.get('seed')}")
     L.append(f"- scored questions: {summary['scored_questions']}; generation errors: slm {summary['errors']['slm']}, llm {summary['errors']['llm']} (left out of scoring); not yet generated: {summary['not_yet_generated']}")
     pc = summary["prompt_cache"]
     for t in ("slm", "llm"):

@@ -76,9 +76,10 @@ def run_generations(
                 continue
             try:
                 ta = ask_model(backend, ex.question, ex.context, task, max_tokens=max_tokens)
-            except (ModelError, ValueError) as e:
-                log.warning("%s failed on %s: %s", tier, ex.id, e)
-                store.put(ex.id, tier, None, None, error=str(e))
+            except Exception as e:  # one question's failure never stops the run
+                msg = str(e) if isinstance(e, (ModelError, ValueError)) else f"{type(e).__name__}: {e}"
+                log.warning("%s failed on %s: %s", tier, ex.id, msg)
+                store.put(ex.id, tier, None, None, error=msg)
                 stats.errors += 1
                 continue
             store.put(ex.id, tier, ta.answer, ta.generation)

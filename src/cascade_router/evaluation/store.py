@@ -34,6 +34,10 @@ CREATE TABLE IF NOT EXISTS generations (
 """
 
 
+class RunLockedError(RuntimeError):
+    """Another process is writing to this run directory."""
+
+
 class RunMismatchError(ValueError):
     """The run directory was made with other settings (dataset, models, prompts, sample)."""
 
@@ -54,19 +58,38 @@ class RunStore:
 
     Args:
         run_dir: the run directory (created if missing).
+        lock: take an exclusive lock on ``RUN_DIR/.lock`` (``fcntl.flock``) for this object's
+            life, so that two writers never share a run directory.
 
     Raises:
         sqlite3.DatabaseError: the file exists but is not a usable database.
+        OSError: the directory cannot be created.
+        RunLockedError: ``lock`` and another process holds the lock.
     """
 
-    def __init__(self, run_dir: str | Path) -> None:
+    def __init__(self, run_dir: str | Path, lock: bool = False) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / DB_NAME
-        self._db = sqlite3.connect(self.path, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
-        self._db.commit()
+        self._lock_fh = None
+        if lock:
+            import fcntl
+
+            fh = open(self.run_dir / ".lock", "w")
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.close()
+                raise RunLockedError(f"{self.run_dir} is in use by another cascade-router process") from None
+            self._lock_fh = fh
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+            self._db.commit()
+        except sqlite3.DatabaseError:
+            self._release()
+            raise
 
     # --- identity ----------------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
@@ -129,6 +152,12 @@ class RunStore:
         """Rows stored."""
         return self._db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
 
+    def _release(self) -> None:
+        if self._lock_fh is not None:
+            self._lock_fh.close()  # closing the file releases the flock
+            self._lock_fh = None
+
     def close(self) -> None:
-        """Close the database."""
+        """Close the database and release the lock."""
         self._db.close()
+        self._release()

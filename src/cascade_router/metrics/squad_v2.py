@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Mapping
 
 from .answer import exact_match, f1
@@ -20,10 +22,10 @@ def _check_na_probs(na_probs: object, answered: list[str]) -> Mapping[str, float
         raise PredictionsError("na_probs must be a JSON object {id: probability}")
     bad = [
         str(k) for k, v in na_probs.items()
-        if not isinstance(v, (int, float)) or isinstance(v, bool)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v)
     ]
     if bad:
-        raise PredictionsError(f"na_probs: the value must be a number for ids {format_ids(bad)}")
+        raise PredictionsError(f"na_probs: the value must be a finite number for ids {format_ids(bad)}")
     lacking = [q for q in answered if q not in na_probs]
     if lacking:
         raise PredictionsError(

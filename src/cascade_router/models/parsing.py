@@ -40,6 +40,28 @@ def _from_legacy(lp: dict) -> tuple[list[str], list[float] | None, list[list[Tok
 
 
 def parse_response(resp: dict, *, chat: bool, model: str, latency_s: float) -> Generation:
+    """Build a Generation from one non-streaming response body (see :func:`_parse`).
+
+    Raises:
+        ModelError: the body is an error object, or malformed in any way (wrong types, missing
+            fields, non-finite or positive logprobs, negative token counts), naming the model.
+    """
+    try:
+        gen = _parse(resp, chat=chat, model=model, latency_s=latency_s)
+    except ModelError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as e:
+        raise ModelError(f"{model}: malformed reply ({type(e).__name__}: {e}): {str(resp)[:200]}") from None
+    if gen.logprobs is not None and any(not (lp <= 1e-6) for lp in gen.logprobs):  # catches nan too
+        raise ModelError(f"{model}: malformed reply: logprobs must be finite and <= 0")
+    if min(gen.prompt_tokens, gen.completion_tokens, gen.cached_prompt_tokens or 0) < 0:
+        raise ModelError(f"{model}: malformed reply: negative token counts in usage")
+    if not isinstance(gen.text, str):
+        raise ModelError(f"{model}: malformed reply: content is not a string")
+    return gen
+
+
+def _parse(resp: dict, *, chat: bool, model: str, latency_s: float) -> Generation:
     """Build a Generation from one non-streaming response body.
 
     Args:

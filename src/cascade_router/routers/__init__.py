@@ -31,7 +31,9 @@ def get_router(spec: str, seed: int = 0) -> Router:
     Raises:
         ValueError: unknown name (the message lists the valid ones) or bad parameters.
     """
-    spec = (spec or "").strip()
+    if not isinstance(spec, str):
+        raise ValueError(f"router must be a name or a path (a string), got {spec!r}")
+    spec = spec.strip()
     if spec in PRESETS:
         return preset(spec)
     if spec == "always-slm":
@@ -56,9 +58,9 @@ def get_router(spec: str, seed: int = 0) -> Router:
             return SignalRouter(name, threshold=router.direction * t)
         except ValueError as e:
             raise ValueError(f"bad router {spec!r}: {e}") from None
-    if spec.endswith(".json") and Path(spec).is_file():
+    valid = f"valid: {', '.join(ROUTER_NAMES)}, random:RATE, signal:NAME:THRESHOLD, or a router .json file"
+    if spec.endswith(".json"):
+        if not Path(spec).is_file():
+            raise ValueError(f"router file not found: {spec}; {valid}")
         return load_router_file(spec)
-    raise ValueError(
-        f"unknown router {spec!r}; valid: {', '.join(ROUTER_NAMES)}, random:RATE, "
-        "signal:NAME:THRESHOLD, or a router .json file"
-    )
+    raise ValueError(f"unknown router {spec!r}; {valid}")

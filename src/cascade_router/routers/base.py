@@ -153,11 +153,14 @@ def router_from_dict(d: Mapping[str, Any], source: str = "router") -> Router:
         raise ValueError(
             f"{source}: 'kind' must be one of {', '.join(sorted(ROUTER_KINDS))}; got {d.get('kind') if isinstance(d, Mapping) else d!r}"
         ) from None
+    params, state = d.get("params") or {}, d.get("state") or {}
+    if not isinstance(params, Mapping) or not isinstance(state, Mapping):
+        raise ValueError(f"{source}: 'params' and 'state' must be JSON objects")
     try:
-        r = cls(**dict(d.get("params") or {}))
-    except TypeError as e:
-        raise ValueError(f"{source}: bad params for router kind {kind!r}: {e}") from None
-    r._set_state(d.get("state") or {})
+        r = cls(**dict(params))
+        r._set_state(state)
+    except (TypeError, ValueError, AttributeError, KeyError) as e:
+        raise ValueError(f"{source}: bad params or state for router kind {kind!r}: {e}") from None
     return r
 
 

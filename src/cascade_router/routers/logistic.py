@@ -33,6 +33,10 @@ class LogisticRouter(Router):
     kind = "logistic"
 
     def __init__(self, signals: Sequence[str] | None = None, C: float = 1.0, threshold: float = 0.5) -> None:
+        if signals is not None and len(signals) == 0:
+            raise ValueError("signals must name at least one signal (or be None for all)")
+        if not float(C) > 0:
+            raise ValueError(f"C must be > 0, got {C!r}")
         self.signals = list(signals or SIGNALS)
         unknown = [s for s in self.signals if s not in SIGNALS]
         if unknown:
@@ -92,4 +96,21 @@ class LogisticRouter(Router):
         return dict(self._state or {})
 
     def _set_state(self, state) -> None:
-        self._state = dict(state) if state else None
+        """Check and set fitted values (empty state = unfitted).
+
+        Raises:
+            ValueError: missing keys or arrays whose lengths do not match ``signals``.
+        """
+        if not state:
+            self._state = None
+            return
+        keys = ("medians", "mean", "scale", "coef")
+        missing = [k for k in (*keys, "intercept") if k not in state]
+        if missing:
+            raise ValueError(f"logistic state lacks {missing}")
+        st = {k: [float(v) for v in state[k]] for k in keys}
+        bad = [k for k in keys if len(st[k]) != len(self.signals)]
+        if bad:
+            raise ValueError(f"logistic state arrays {bad} must have one value per signal ({len(self.signals)})")
+        st["intercept"] = float(state["intercept"])
+        self._state = st

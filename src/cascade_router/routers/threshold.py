@@ -76,8 +76,8 @@ class ThresholdRouter(Router):
         threshold: float = 0.0,
         name: str | None = None,
     ) -> None:
-        if not rules:
-            raise ValueError("ThresholdRouter needs at least one rule")
+        if not isinstance(rules, Mapping) or not rules:
+            raise ValueError("'rules' must be a non-empty object {signal: threshold}")
         directions = dict(directions or {})
         self.rules = {k: float(v) for k, v in rules.items()}
         self.directions = {k: _direction(k, directions.get(k)) for k in self.rules}
