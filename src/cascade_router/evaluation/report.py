@@ -168,6 +168,9 @@ def render_markdown(summary: dict[str, Any]) -> str:
               f"SLM F1 {b['slm_f1']:.1f}, LLM F1 {b['llm_f1']:.1f} on the test split. APGR: average performance gap recovered over LLM-call rates 0..1; "
               "CPT(x%): LLM-call rate needed to recover x% of the SLM-to-LLM gap (RouteLLM, Ong et al. 2024). "
               "`@30%`/`@50%`: threshold chosen on the calibration split for that LLM-call rate, applied to the test split (call rate reached, F1).", ""]
+        if b["llm_f1"] <= b["slm_f1"]:
+            L += ["**The LLM does not beat the SLM on this split, so there is no gap to recover: APGR and CPT are "
+                  "undefined (–). Compare routers by AUC and by the F1 they reach at a given LLM-call rate.**", ""]
         L.append("| router | APGR | CPT(50%) | CPT(80%) | CPT(95%) | AUC | @30%: calls, F1 | @50%: calls, F1 |")
         L.append("|---|---|---|---|---|---|---|---|")
         for name, c in summary["curves"].items():
