@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from .models.base import Backend, Generation, ModelError
@@ -158,7 +158,6 @@ class Cascade:
     max_tokens: int = 24
     on_llm_error: str = "degrade"
     style: str = "short"
-    extra: dict = field(default_factory=dict)
 
     def _cost(self, price: Any, gen: Generation | None) -> float:
         if price is None or gen is None:

@@ -105,8 +105,9 @@ class Backend(Protocol):
         """Run one greedy generation. Raises :class:`ModelError` on failure."""
         ...
 
-    def count_tokens(self, text: str) -> int | None:
-        """Tokens in ``text`` under this model's tokenizer, or ``None`` if unknown."""
+    def prompt_tokens(self, prompt: Prompt) -> int | None:
+        """Tokens ``prompt`` occupies in the context window, or ``None`` if unknown (then no
+        passage truncation happens on our side)."""
         ...
 
     def close(self) -> None:
