@@ -463,6 +463,25 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
     def _bad(e: RequestError) -> JSONResponse:
         return error_response(400, str(e), param=e.param, code=e.code)
 
+    async def _routed(q, model_field, max_tokens: int, id_prefix: str):
+        """Answer through the cascade; returns ``(error_response, None)`` or ``(result, meta)``,
+        where ``meta`` holds the fields both endpoints' responses share."""
+        force = state.force_for(model_field)
+        res = await state.answer(q, force, max_tokens)
+        if isinstance(res, Response):
+            return res, None
+        return res, {
+            "id": f"{id_prefix}-{uuid.uuid4().hex[:24]}", "created": int(time.time()),
+            "model": state.tier_model(res), "usage": state.usage(res, force),
+            "cascade": state.extension(res, q, force, max_tokens), "finish_reason": state.finish_reason(res),
+        }
+
+    def _stream(events: list, res, meta: dict, include_usage: bool, base: dict) -> StreamingResponse:
+        if include_usage:
+            events.append({**base, "choices": [], "usage": meta["usage"]})
+        return StreamingResponse(_sse(events), media_type="text/event-stream",
+                                 headers={**state.headers(res), "cache-control": "no-cache"})
+
     @app.post("/v1/chat/completions")
     async def chat_completions(req: ChatCompletionRequest):
         """OpenAI chat completions through the cascade (see module docstring)."""
@@ -471,12 +490,10 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
             max_tokens = state.budget(req.max_completion_tokens or req.max_tokens)
         except RequestError as e:
             return _bad(e)
-        force = state.force_for(req.model)
-        res = await state.answer(q, force, max_tokens)
-        if isinstance(res, Response):
+        res, meta = await _routed(q, req.model, max_tokens, "chatcmpl")
+        if meta is None:
             return res
-        cid, created, model = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time()), state.tier_model(res)
-        usage, ext, fr = state.usage(res, force), state.extension(res, q, force, max_tokens), state.finish_reason(res)
+        cid, created, model, usage, ext, fr = (meta[k] for k in ("id", "created", "model", "usage", "cascade", "finish_reason"))
         if not req.stream:
             return JSONResponse({
                 "id": cid, "object": "chat.completion", "created": created, "model": model,
@@ -493,10 +510,7 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
                                                  "finish_reason": None}]})
         events.append({**base, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": fr}],
                        "cascade": ext})
-        if req.stream_options and req.stream_options.include_usage:
-            events.append({**base, "choices": [], "usage": usage})
-        return StreamingResponse(_sse(events), media_type="text/event-stream",
-                                 headers={**state.headers(res), "cache-control": "no-cache"})
+        return _stream(events, res, meta, bool(req.stream_options and req.stream_options.include_usage), base)
 
     @app.post("/v1/completions")
     async def completions(req: CompletionRequest):
@@ -506,12 +520,10 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
             max_tokens = state.budget(req.max_tokens)
         except RequestError as e:
             return _bad(e)
-        force = state.force_for(req.model)
-        res = await state.answer(q, force, max_tokens)
-        if isinstance(res, Response):
+        res, meta = await _routed(q, req.model, max_tokens, "cmpl")
+        if meta is None:
             return res
-        cid, created, model = f"cmpl-{uuid.uuid4().hex[:24]}", int(time.time()), state.tier_model(res)
-        usage, ext, fr = state.usage(res, force), state.extension(res, q, force, max_tokens), state.finish_reason(res)
+        cid, created, model, usage, ext, fr = (meta[k] for k in ("id", "created", "model", "usage", "cascade", "finish_reason"))
         if not req.stream:
             return JSONResponse({
                 "id": cid, "object": "text_completion", "created": created, "model": model,
@@ -523,10 +535,7 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
                   for p in _pieces(res.answer)]
         events.append({**base, "choices": [{"index": 0, "text": "", "logprobs": None, "finish_reason": fr}],
                        "cascade": ext})
-        if req.stream_options and req.stream_options.include_usage:
-            events.append({**base, "choices": [], "usage": usage})
-        return StreamingResponse(_sse(events), media_type="text/event-stream",
-                                 headers={**state.headers(res), "cache-control": "no-cache"})
+        return _stream(events, res, meta, bool(req.stream_options and req.stream_options.include_usage), base)
 
     @app.get("/v1/models")
     async def models():
