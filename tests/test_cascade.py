@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from cascade_router.cascade import CONTEXT_MARGIN, Cascade, ask_model
+from cascade_router.cascade import CONTEXT_MARGIN, SPECIAL_TOKEN_SLACK, Cascade, ask_model
 from cascade_router.evaluation.costs import TierPrice
 from cascade_router.models.base import Generation, ModelError
 from cascade_router.models.openai_compat import OpenAICompatBackend
@@ -111,6 +111,52 @@ def test_long_passage_is_truncated_with_warning(small_slm, caplog):
     assert g.prompt_tokens > SMALL_CTX // 2  # cut to fit, not emptied
     assert any("passage truncated" in r.getMessage() and "512-token" in r.getMessage() for r in caplog.records)
     assert ta.answer  # a real answer, not an error
+
+
+def test_byte_bound_holds_for_both_tokenizers(slm, llm):
+    """A raw prompt never has more tokens than UTF-8 bytes + SPECIAL_TOKEN_SLACK (what lets
+    ask_model skip the tokenizer), on real prompts including non-ASCII text."""
+    from cascade_router.datasets import load_dataset
+    from cascade_router.prompts import build_prompt
+
+    cases = [(ex.question, ex.context, task) for name, task in (("squad-v1.1", "squad"), ("hotpotqa", "hotpotqa"))
+             for ex in load_dataset(name)[:3]]
+    cases.append(("Qu'est-ce que « Ωmega » ?", "Le café coûte 3 € à Zürich; 東京 と 北京 😀.", "squad"))
+    for backend in (slm, llm):
+        for q, c, task in cases:
+            p = build_prompt(q, c, task, backend.family)
+            assert backend.prompt_tokens(p) <= len(p.text.encode("utf-8")) + SPECIAL_TOKEN_SLACK
+
+
+class CountingTier:
+    """A stub with a context window that counts prompt_tokens calls (tokens = bytes // 4)."""
+
+    family, model_id = "base", "counting"
+
+    def __init__(self, n_ctx):
+        self.n_ctx, self.calls = n_ctx, 0
+
+    def prompt_tokens(self, prompt):
+        self.calls += 1
+        return len(prompt.text.encode()) // 4
+
+    def generate(self, prompt):
+        return Generation(text="Paris", tokens=["Paris"], logprobs=[-0.1], prompt_tokens=self.prompt_tokens(prompt),
+                          completion_tokens=1, latency_s=0.0, model=self.model_id)
+
+
+def test_short_prompts_skip_the_tokenizer():
+    tier = CountingTier(n_ctx=4096)
+    ta = ask_model(tier, QUESTION, PASSAGE)
+    assert tier.calls == 1  # only generate's own count: no context-window check
+    assert ta.generation.truncated_context is False
+    long_passage = FILLER * 60  # ~5,000 bytes > 4096-token budget by bytes, but ~1,300 "tokens"
+    tier = CountingTier(n_ctx=4096)
+    ta = ask_model(tier, QUESTION, long_passage)
+    assert tier.calls == 2 and ta.generation.truncated_context is False  # checked, fits, not cut
+    tier = CountingTier(n_ctx=512)
+    ta = ask_model(tier, QUESTION, long_passage)
+    assert ta.generation.truncated_context is True and tier.calls >= 3
 
 
 @pytest.mark.slow

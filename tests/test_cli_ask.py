@@ -41,6 +41,14 @@ def test_empty_question(q):
     assert_one_line_error(run("ask", "-q", q), 2, "--question is empty")
 
 
+@pytest.mark.parametrize("c", ["", "   ", "\n\t"])
+def test_empty_context(c, tmp_path):
+    assert_one_line_error(run("ask", "-q", "Who?", "-c", c), 2, "--context is empty")
+    f = tmp_path / "passage.txt"
+    f.write_text(c)
+    assert_one_line_error(run("ask", "-q", "Who?", "--context-file", str(f)), 2, "is empty")
+
+
 def test_empty_question_exit_code_in_a_real_process():
     exe = Path(sys.executable).with_name("cascade-router")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from cascade_router.cli import main; main()"]

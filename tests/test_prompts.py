@@ -122,13 +122,16 @@ def test_clean_answer(raw, expected):
 
 
 @pytest.mark.parametrize("raw", ["unanswerable", "Unanswerable.", "Answer: unanswerable", "No answer",
-                                 "N/A", "n/a", "NA", "none", "Unknown", '"unanswerable"'])
+                                 "N/A", "n/a", "NA", "none", "Unknown", '"unanswerable"',
+                                 "Unanswerable - the passage does not say", "unknown, not in the text",
+                                 "No answer because the passage is silent"])
 def test_abstention_maps_to_empty_only_when_allowed(raw):
     assert clean_answer(raw, allow_abstain=True) == ""
     assert clean_answer(raw) != ""
 
 
-@pytest.mark.parametrize("raw", ["Paris", "Nonesuch Records", "Nantes", "Unanswered Prayers"])
+@pytest.mark.parametrize("raw", ["Paris", "Nonesuch Records", "Nantes", "Unanswered Prayers",
+                                 "Unknown Pleasures", "None but the Brave", "NA Division"])
 def test_non_abstentions_are_kept_with_allow_abstain(raw):
     assert clean_answer(raw, allow_abstain=True) == raw
 

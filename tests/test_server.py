@@ -53,6 +53,23 @@ def test_loopback_and_keys(monkeypatch):
         load_api_keys("CASCADE_TEST_KEYS")
 
 
+@pytest.mark.parametrize("field,bad", [("stream", "yes"), ("stream", 1), ("max_tokens", "10"), ("max_tokens", 10.5),
+                                       ("n", "1"), ("stream_options", {"include_usage": "true"})])
+def test_request_schema_is_strict(field, bad):
+    from pydantic import ValidationError
+
+    from cascade_router.server.schemas import ChatCompletionRequest, CompletionRequest
+
+    msgs = [{"role": "user", "content": "x"}]
+    with pytest.raises(ValidationError, match=field):
+        ChatCompletionRequest.model_validate({"messages": msgs, field: bad})
+    with pytest.raises(ValidationError, match=field):
+        CompletionRequest.model_validate({"prompt": "x", field: bad})
+    ok = ChatCompletionRequest.model_validate({"messages": msgs, "stream": True, "max_tokens": 10,
+                                               "stream_options": {"include_usage": True}, "temperature": "0.2"})
+    assert ok.stream is True and ok.max_tokens == 10 and ok.stream_options.include_usage is True
+
+
 def test_cli_refuses_unsafe_binds(monkeypatch):
     from cascade_router.commands.serve import command
 
@@ -198,6 +215,9 @@ def test_errors_are_openai_shaped(server):
     r = httpx.post(url, content=(big[i:i + 65536] for i in range(0, len(big), 65536)),  # chunked, no length
                    headers={**auth, "content-type": "application/json"})
     assert r.status_code == 413
+    for field, bad in (("stream", "yes"), ("max_tokens", "10"), ("n", 1.0)):  # strict: never coerced
+        r = httpx.post(url, json={"messages": [{"role": "user", "content": "x"}], field: bad}, headers=auth)
+        assert r.status_code == 400 and r.json()["error"]["param"] == field, (field, r.text)
     r = httpx.get(server.url + "/v1/nothing", headers=auth)
     assert r.status_code == 404 and set(r.json()["error"]) == {"message", "type", "param", "code"}
     assert httpx.get(server.url + "/health").status_code == 200  # still serving
@@ -319,3 +339,37 @@ def test_llm_endpoint_goes_down_degrade_and_fail(tiers):
     finally:
         remote.close()
         backing.close()
+
+
+def test_cli_port_zero_banner_shows_the_bound_port(openai_stub):
+    """`serve --port 0` binds a free port and its banner prints that port, which then answers."""
+    import re
+    import subprocess
+    import sys
+
+    spec = f"stub@{openai_stub.url}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cascade_router", "serve", "--port", "0", "--slm", spec, "--llm", spec,
+         "--router", "always-slm", "--log-level", "warning"],
+        stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        m = re.search(r"OpenAI base URL http://127\.0\.0\.1:(\d+)/v1", line)
+        assert m, line
+        port = int(m.group(1))
+        assert port != 0
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.2)
+        assert r.status_code == 200
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/completions", json={"model": "cascade", "prompt": "Capital of France?"},
+                       timeout=10)
+        assert r.status_code == 200 and r.json()["choices"][0]["text"] == "Paris"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

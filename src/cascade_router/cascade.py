@@ -17,6 +17,19 @@ log = logging.getLogger(__name__)
 #: Tokens kept free beside the prompt and the answer budget when fitting a passage.
 CONTEXT_MARGIN = 8
 
+#: Tokens a tokenizer may add beyond one per UTF-8 byte (BOS, a SentencePiece dummy prefix).
+#: Byte-level BPE and SentencePiece with byte fallback never emit a token covering zero bytes
+#: of the text, so ``tokens <= bytes + SPECIAL_TOKEN_SLACK`` for a raw text prompt.
+SPECIAL_TOKEN_SLACK = 4
+
+
+def _surely_fits(prompt, budget: int) -> bool:
+    """True when a raw text prompt fits ``budget`` tokens without tokenizing it.
+
+    Chat prompts return False: the template adds text we do not see here.
+    """
+    return prompt.text is not None and len(prompt.text.encode("utf-8")) + SPECIAL_TOKEN_SLACK <= budget
+
 
 @dataclass
 class TierAnswer:
@@ -40,6 +53,8 @@ def ask_model(
     plus ``max_tokens`` would not fit, the passage is cut from the end, keeping its start, until
     it fits; a warning is logged and ``Generation.truncated_context`` is set. Endpoints whose
     window is unknown get the whole passage (their own error becomes a :class:`ModelError`).
+    A raw text prompt whose UTF-8 byte count already fits is not tokenized (a token covers at
+    least one byte), which saves a tokenizer call on most SQuAD questions.
 
     Args:
         backend: the model.
@@ -63,6 +78,8 @@ def ask_model(
     if n_ctx and counter is not None:
         budget = n_ctx - max_tokens - CONTEXT_MARGIN
         for _ in range(8):
+            if _surely_fits(prompt, budget):
+                break
             n = counter(prompt)
             if n is None or n <= budget:
                 break

@@ -161,8 +161,13 @@ def build_prompt(
 _PREFIX = re.compile(
     r"^\s*(?:(?:the\s+)?(?:final\s+|short\s+)?(?:answer|response)\s*(?:is)?\s*[:\-–]|a\s*:)\s*", re.I
 )
+# The whole answer must be the abstention, optionally followed by punctuation and an
+# explanation ("unanswerable - the passage ...", "unknown because ..."): a title that merely
+# starts with such a word ("Unknown Pleasures", "None but the Brave") is an answer.
 _ABSTAIN_RE = re.compile(
-    r"^(?:unanswerable|no answer|not answerable|cannot be answered|unknown|n/?a|none)\b", re.I
+    r"^(?:unanswerable|no answer|not answerable|cannot be answered|unknown|n/?a|none)"
+    r"(?:\s*$|\s*[.,;:!(\-–—]|\s+(?:because|since|as|based|from)\b)",
+    re.I,
 )
 _QUOTES = "\"'“”‘’`«»"
 
@@ -174,7 +179,9 @@ def clean_answer(text: str, allow_abstain: bool = False) -> str:
     (``Answer:``, ``A:``, ``The answer is:``); strip surrounding quotes and whitespace; drop a
     trailing period (but keep it after a one-letter abbreviation such as ``U.S.``); and, where
     ``allow_abstain`` is true (SQuAD v2), map an abstention (``unanswerable``, ``no answer``,
-    ``unknown``, ``N/A``, ``none``) to ``""``, the official no-answer prediction.
+    ``unknown``, ``N/A``, ``none``) to ``""``, the official no-answer prediction. The answer
+    must be the abstention itself, optionally followed by punctuation or ``because ...``; a
+    title that only starts with such a word (``Unknown Pleasures``) is kept.
 
     Args:
         text: raw completion text, any length.

@@ -38,6 +38,9 @@ def command(question, context, context_file, slm, llm, router, config_path, task
             context = Path(context_file).read_text()
         except (OSError, UnicodeDecodeError) as e:
             fail(f"--context-file {context_file}: {e}")
+    if context is not None and not context.strip():
+        fail(f"--context-file {context_file} is empty" if context_file is not None else
+             "--context is empty (leave it out to ask without a passage)")
     check_specs(slm, llm)
     cfg = resolve_config(config_path, slm, llm, router, threads)
     task = task or ("squad" if context else "open")

@@ -12,8 +12,12 @@ from ..models.registry import ModelNotAvailable
 from .common import check_specs, fail, resolve_config
 
 
-def _check_bindable(host: str, port: int) -> None:
-    """fail() (exit 2) when ``host:port`` cannot be bound, before any model is loaded."""
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind ``host:port`` (port 0 picks a free one) before any model is loaded.
+
+    Returns the bound socket, which uvicorn then serves on, so the banner can print the real
+    port. Calls fail() (exit 2) when the host does not resolve or the address cannot be bound.
+    """
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as e:
@@ -24,9 +28,9 @@ def _check_bindable(host: str, port: int) -> None:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(addr)
     except OSError as e:
-        fail(f"cannot bind {host}:{port}: {e.strerror or e}")
-    finally:
         s.close()
+        fail(f"cannot bind {host}:{port}: {e.strerror or e}")
+    return s
 
 
 @click.command()
@@ -78,24 +82,28 @@ def command(config_path, slm, llm, router, threads, host, port, api_key_env, max
              "set --api-key-env VAR with the key(s) in $VAR, or bind 127.0.0.1")
     check_specs(slm, llm)
     cfg = resolve_config(config_path, slm, llm, router, threads)
-    _check_bindable(host, port)
+    sock = _bind(host, port)
     from ..config import build_cascade
 
     try:
-        cascade = build_cascade(cfg)
-    except (ModelNotAvailable, ModelError, FileNotFoundError, ValueError) as e:
-        fail(str(e), code=1)
-    try:
-        settings = ServerSettings(api_keys=keys, max_concurrency=max_concurrency, max_queue=max_queue,
-                                  max_body_bytes=max_body_bytes, max_tokens_cap=max_tokens_cap)
-        app = create_app(cascade, settings)
-        import uvicorn
+        try:
+            cascade = build_cascade(cfg)
+        except (ModelNotAvailable, ModelError, FileNotFoundError, ValueError) as e:
+            fail(str(e), code=1)
+        try:
+            settings = ServerSettings(api_keys=keys, max_concurrency=max_concurrency, max_queue=max_queue,
+                                      max_body_bytes=max_body_bytes, max_tokens_cap=max_tokens_cap)
+            app = create_app(cascade, settings)
+            import uvicorn
 
-        shown = f"[{host}]" if ":" in host else host
-        rname = cfg.router_label
-        click.echo(f"cascade-router: slm={cascade.slm.model_id} llm={cascade.llm.model_id} router={rname} "
-                   f"on_llm_error={cfg.on_llm_error} auth={'on' if keys else 'off'}; "
-                   f"OpenAI base URL http://{shown}:{port}/v1", err=True)
-        uvicorn.run(app, host=host, port=port, log_level=log_level, lifespan="off")
+            shown = f"[{host}]" if ":" in host else host
+            rname = cfg.router_label
+            click.echo(f"cascade-router: slm={cascade.slm.model_id} llm={cascade.llm.model_id} router={rname} "
+                       f"on_llm_error={cfg.on_llm_error} auth={'on' if keys else 'off'}; "
+                       f"OpenAI base URL http://{shown}:{sock.getsockname()[1]}/v1", err=True)
+            config = uvicorn.Config(app, log_level=log_level, lifespan="off")
+            uvicorn.Server(config).run(sockets=[sock])
+        finally:
+            cascade.close()
     finally:
-        cascade.close()
+        sock.close()

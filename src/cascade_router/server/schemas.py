@@ -1,7 +1,8 @@
 """Request bodies of the OpenAI-compatible API, and the passage convention.
 
 Only the fields the cascade uses are declared; every other OpenAI field (``temperature``,
-``top_p``, ``user``, ...) is accepted and ignored (decoding is always greedy).
+``top_p``, ``user``, ...) is accepted and ignored (decoding is always greedy). Declared numbers and flags
+are strict: ``"stream": "yes"`` or ``"max_tokens": "10"`` is a 400, not coerced.
 
 Passage convention (how a question and its passage are read from a request):
 
@@ -28,7 +29,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 Task = Literal["squad", "squad-v2", "hotpotqa", "open"]
 
@@ -57,16 +58,16 @@ class StreamOptions(BaseModel):
     """``stream_options``: ``include_usage`` adds a final chunk with ``usage`` and no choices."""
 
     model_config = ConfigDict(extra="allow")
-    include_usage: bool = False
+    include_usage: StrictBool = False
 
 
 class _Common(BaseModel):
     model_config = ConfigDict(extra="allow")
     model: str | None = None
-    max_tokens: int | None = Field(None, ge=1, description="answer budget per tier, tokens")
-    stream: bool = False
+    max_tokens: StrictInt | None = Field(None, ge=1, description="answer budget per tier, tokens")
+    stream: StrictBool = False
     stream_options: StreamOptions | None = None
-    n: int = Field(1, ge=1, le=1, description="only one choice is supported")
+    n: StrictInt = Field(1, ge=1, le=1, description="only one choice is supported")
     task: Task | None = Field(None, description="cascade extension: the prompt task")
 
 
@@ -74,7 +75,7 @@ class ChatCompletionRequest(_Common):
     """Body of ``POST /v1/chat/completions``."""
 
     messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: StrictInt | None = Field(None, ge=1)
 
 
 class CompletionRequest(_Common):
