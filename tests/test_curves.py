@@ -102,6 +102,37 @@ def test_nan_scores_escalate_first_and_tie():
     assert escalate(score, -math.inf).all()
 
 
+def test_nan_last_is_the_routers_rule():
+    """nan_rank="last": NaN (and -inf) stays on the SLM at every finite threshold and escalates
+    only at the always-LLM end point, as Router.predict does ("a nan score never escalates")."""
+    score = np.array([np.nan, 0.2, 0.9, -np.inf])
+    c = sweep(score, SLM, LLM, nan_rank="last")
+    # groups: {2} 0.9, {1} 0.2, {0, 3} NaN/-inf
+    np.testing.assert_allclose(c.call_rate, [0, 0.25, 0.5, 1.0])
+    # {2} -> 1,0,1,1 = 0.75 ; +1 -> 1,1,1,1 = 1.0 ; +{0,3} -> 1,1,1,0 = 0.75
+    np.testing.assert_allclose(c.quality, [0.5, 0.75, 1.0, 0.75])
+    assert c.thresholds[1] == 0.2 and c.thresholds[0] == np.inf and c.thresholds[-1] == -np.inf
+    t = c.thresholds[2]
+    assert t < 0.2 and t == np.nextafter(0.2, -np.inf)  # just below the lowest finite score
+    for j, thr in enumerate(c.thresholds):  # each threshold reproduces its point exactly
+        assert escalate(score, thr, nan_rank="last").sum() == c.n_escalated[j]
+    np.testing.assert_array_equal(escalate(score, 0.0, nan_rank="last"), [False, True, True, False])
+    assert escalate(score, -math.inf, nan_rank="last").all()
+    assert threshold_for_rate(score, 0.6, nan_rank="last") == t
+    assert threshold_for_rate(score, 1.0, nan_rank="last") == -math.inf
+    assert threshold_for_quality(score, SLM, LLM, 1.0, nan_rank="last") == t
+    # a router with that threshold escalates the same questions
+    from cascade_router.routers import SignalRouter
+
+    r = SignalRouter("x", threshold=t, direction=1)
+    np.testing.assert_array_equal(r.predict([{"x": v} for v in score]), escalate(score, t, nan_rank="last"))
+    # all NaN: only the two end points
+    c = sweep([np.nan, np.nan], [0, 0], [1, 1], nan_rank="last")
+    np.testing.assert_array_equal(c.n_escalated, [0, 2])
+    with pytest.raises(ValueError, match="nan_rank"):
+        sweep(SCORE, SLM, LLM, nan_rank="middle")
+
+
 def test_tie_order_is_by_index():
     # 40 tied scores (quicksort would permute them): order within a tie group is by index
     n = 40

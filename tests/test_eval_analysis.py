@@ -45,7 +45,7 @@ from click.testing import CliRunner
 from cascade_router.cli import main
 from cascade_router.datasets import QAExample, load_dataset
 from cascade_router.evaluation import TierPrice
-from cascade_router.evaluation.analysis import analyse, load_run, point_metrics, sweepable_scores
+from cascade_router.evaluation.analysis import analyse, load_run, point_metrics
 from cascade_router.evaluation.curves import oracle_curve, summarize, sweep
 from cascade_router.evaluation.report import write_report
 from cascade_router.evaluation.store import RunStore
@@ -246,8 +246,8 @@ def test_curves_agree_with_curves_module(v1):
     test = run.subset(set(test_ids))
     assert [r.ex.id for r in test.records] == test_ids
     slm, llm = test.arrays["slm_f1"], test.arrays["llm_f1"]
-    score = sweepable_scores(SignalRouter("mean_logprob").decision_function([r.signals for r in test.records]))
-    want = summarize(sweep(score, slm, llm), slm.mean(), llm.mean())
+    score = SignalRouter("mean_logprob").decision_function([r.signals for r in test.records])
+    want = summarize(sweep(score, slm, llm, nan_rank="last"), slm.mean(), llm.mean())
     got = {k: res["curves"]["signal:mean_logprob"][k] for k in want}
     assert got == pytest.approx(want)
     assert {k: res["curves"]["oracle"][k] for k in want} == pytest.approx(
@@ -256,12 +256,6 @@ def test_curves_agree_with_curves_module(v1):
     # costs along the curve: SLM mean on q3 q4 q7 q8 = 0.00202, then + LLM q7 (0.0302), q3, q8, q4
     assert cost == pytest.approx([0.00202, 0.00202 + 0.0302 / 4, 0.00202 + 0.0504 / 4,
                                   0.00202 + 0.0706 / 4, 0.00202 + 0.0908 / 4])
-
-
-def test_sweepable_scores_puts_nan_below_finite():
-    s = sweepable_scores(np.array([0.5, np.nan, -np.inf, np.inf, 2.0]))
-    assert s.tolist() == [0.5, -0.5, -0.5, 3.0, 2.0]
-    assert sweepable_scores(np.array([np.nan, np.nan])).tolist() == [0.0, 0.0]
 
 
 def test_target_rate_on_test_split_matches_the_router(tmp_path):

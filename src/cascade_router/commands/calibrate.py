@@ -25,7 +25,7 @@ from .common import fail, open_run, resolve_config
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Where to write the router JSON.")
 def command(run_dir, router_spec, target_rate, target_gap, out_path):
     """Calibrate a router on RUN_DIR's stored generations (made by `cascade-router eval`)."""
-    from ..evaluation.analysis import load_run, signal_rows, sweepable_scores
+    from ..evaluation.analysis import load_run, signal_rows
     from ..evaluation.curves import threshold_for_quality, threshold_for_rate
     from ..evaluation.store import RunStore
 
@@ -56,16 +56,16 @@ def command(run_dir, router_spec, target_rate, target_gap, out_path):
             router = get_router(router_spec)
         except ValueError as e:
             fail(str(e))
-    scores = sweepable_scores(router.decision_function(rows))
+    scores = router.decision_function(rows)  # nan never escalates: nan_rank="last"
     if target_rate is not None:
-        t = threshold_for_rate(scores, target_rate)
+        t = threshold_for_rate(scores, target_rate, nan_rank="last")
     else:
         q_slm, q_llm = float(slm_q.mean()), float(llm_q.mean())
-        t = threshold_for_quality(scores, slm_q, llm_q, q_slm + target_gap * (q_llm - q_slm))
+        t = threshold_for_quality(scores, slm_q, llm_q, q_slm + target_gap * (q_llm - q_slm), nan_rank="last")
         if math.isnan(t):
             fail(f"no threshold recovers {100 * target_gap:.0f}% of the gap on this run")
     router = router.with_threshold(t)
-    esc = np.asarray(scores > t) & ~np.isnan(router.decision_function(rows))
+    esc = router.predict(rows)  # what the saved router does (at -inf it still keeps nan scores)
     f1 = np.where(esc, llm_q, slm_q).mean()
     router.save(out_path)
     click.echo(json.dumps(json_safe({"router": str(out_path), "kind": router.kind, "threshold": t,

@@ -101,17 +101,6 @@ def load_run(examples: Sequence[QAExample], store: RunStore, slm_price: TierPric
     return RunData(records, errors, missing, slm_price, llm_price)
 
 
-def sweepable_scores(score: np.ndarray) -> np.ndarray:
-    """Routers never escalate on a nan score; place nan below every finite score for sweeps."""
-    s = np.asarray(score, float).copy()
-    finite = s[np.isfinite(s)]
-    low = (finite.min() - 1.0) if finite.size else 0.0
-    s[~np.isfinite(s)] = np.where(np.isnan(s[~np.isfinite(s)]), low, s[~np.isfinite(s)])
-    s[np.isneginf(s)] = low
-    s[np.isposinf(s)] = (finite.max() + 1.0) if finite.size else 1.0
-    return s
-
-
 def point_metrics(run: RunData, mask: np.ndarray) -> dict[str, float]:
     """EM/F1 (x100, official per-question means), LLM-call rate, cost and latency for one routing.
 
@@ -204,15 +193,14 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5, extra_rout
     curves: dict[str, dict[str, Any]] = {}
     tr, cr = signal_rows(test), signal_rows(calib)
     for name, router in routers.items():
-        raw_test = router.decision_function(tr)
-        s_test = sweepable_scores(raw_test)
-        s_cal = sweepable_scores(router.decision_function(cr))
-        c = sweep(s_test, test.arrays["slm_f1"], test.arrays["llm_f1"], name=name)
+        # nan_rank="last": a router never escalates on a nan score, except at the always-LLM end.
+        s_test = router.decision_function(tr)
+        s_cal = router.decision_function(cr)
+        c = sweep(s_test, test.arrays["slm_f1"], test.arrays["llm_f1"], name=name, nan_rank="last")
         entry: dict[str, Any] = summarize(c, tq_slm, tq_llm)
         for rate in TARGET_RATES:
-            t = threshold_for_rate(s_cal, rate)
-            m = escalate(s_test, t) & ~np.isnan(raw_test)  # a router never escalates on nan
-            pm = point_metrics(test, m)
+            t = threshold_for_rate(s_cal, rate, nan_rank="last")
+            pm = point_metrics(test, escalate(s_test, t, nan_rank="last"))
             entry[f"target{int(rate * 100)}"] = {"threshold": t, "llm_call_rate": pm["llm_call_rate"], "f1": pm["f1"]}
         curves[name] = entry
         out["curve_objects"].append((c, cost_curve(c, test.arrays["slm_cost"], test.arrays["llm_cost"])))

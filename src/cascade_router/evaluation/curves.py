@@ -10,11 +10,19 @@ Conventions used throughout this module
 * **Escalation rule.** A question is escalated iff ``score > threshold`` (strict), see
   :func:`escalate`. ``threshold = +inf`` escalates nothing, ``threshold = -inf`` escalates
   every question.
-* **NaN scores escalate first.** A NaN score (the router could not decide) is ranked as
-  ``+inf``: it escalates at every finite threshold and only ``threshold = +inf`` keeps it on
-  the SLM. ``+inf`` scores behave identically and tie with NaN.
-* **-inf scores are rejected** (``ValueError``): under the strict rule no threshold could
-  ever escalate them, so the sweep could not reach the always-LLM end point.
+* **NaN scores: ``nan_rank="first"`` (default) or ``"last"``.** A NaN score means the router
+  could not decide.
+
+  - ``"first"``: NaN is ranked as ``+inf``: it escalates at every finite threshold and only
+    ``threshold = +inf`` keeps it on the SLM. ``+inf`` scores behave identically and tie with
+    NaN. ``-inf`` scores are rejected (``ValueError``): under the strict rule no threshold
+    could ever escalate them, so the sweep could not reach the always-LLM end point.
+  - ``"last"``: the rule of this project's routers (:meth:`Router.predict`: "a nan score
+    never escalates"). NaN is ranked as ``-inf``: it stays on the SLM at every finite
+    threshold and only ``threshold = -inf`` (the always-LLM end point, which escalates
+    every question) sends it to the LLM. ``-inf`` scores behave identically and tie with NaN.
+    The point that escalates every finite score but no NaN gets the threshold
+    ``nextafter(min finite score, -inf)``.
 * **Ties escalate together.** A threshold cannot separate questions with equal scores, so
   :func:`sweep` groups tied scores and emits one curve point per achievable threshold.
   Without ties that is ``n + 1`` points (k = 0..n escalated). Inside a group the order
@@ -159,34 +167,58 @@ def _check_rate(rate: float, name: str) -> float:
     return rate
 
 
-def _rank_key(score: np.ndarray) -> np.ndarray:
-    """Scores with NaN mapped to +inf (NaN escalates first)."""
-    return np.where(np.isnan(score), np.inf, score)
+_NAN_RANKS = ("first", "last")
+
+
+def _check_nan_rank(nan_rank: str) -> str:
+    if nan_rank not in _NAN_RANKS:
+        raise ValueError(f"nan_rank must be one of {', '.join(_NAN_RANKS)}, got {nan_rank!r}")
+    return nan_rank
+
+
+def _scores_for(score, nan_rank: str, n: int | None = None) -> np.ndarray:
+    """Validated scores; -inf is allowed only where it ties with NaN (``nan_rank="last"``)."""
+    if _check_nan_rank(nan_rank) == "first":
+        return _scores(score, n)
+    s = _as_1d(score, "score")
+    if n is not None and s.shape != (n,):
+        raise ValueError(f"score must have shape ({n},) like slm_q/llm_q, got {s.shape}")
+    return s
+
+
+def _rank_key(score: np.ndarray, nan_rank: str = "first") -> np.ndarray:
+    """Scores with NaN mapped to +inf (``"first"``: escalates first) or -inf (``"last"``)."""
+    return np.where(np.isnan(score), np.inf if nan_rank == "first" else -np.inf, score)
 
 
 # --------------------------------------------------------------------------- basics
 
 
-def escalate(score, threshold: float) -> np.ndarray:
-    """Apply a threshold: the boolean escalation mask ``score > threshold``, NaN scores as +inf.
+def escalate(score, threshold: float, nan_rank: str = "first") -> np.ndarray:
+    """Apply a threshold: the boolean escalation mask ``score > threshold``.
 
     Args:
-        score: decision scores, shape ``(n,)``; NaN allowed (escalates at every finite
-            threshold), ``-inf`` rejected.
+        score: decision scores, shape ``(n,)``; NaN allowed (see ``nan_rank``).
         threshold: a float; ``+inf`` escalates nothing, ``-inf`` everything. A NaN
             threshold (e.g. an unreachable :func:`threshold_for_quality`) is rejected.
+        nan_rank: ``"first"``: NaN escalates at every finite threshold, ``-inf`` scores are
+            rejected; ``"last"``: NaN (and ``-inf``) escalates only at ``threshold = -inf``
+            (a router's "nan never escalates"). See the module docstring.
 
     Returns:
         bool array, shape ``(n,)``.
 
     Raises:
-        ValueError: ``score`` empty / not 1-D / contains -inf, or ``threshold`` is NaN.
+        ValueError: ``score`` empty / not 1-D / contains -inf under ``"first"``, ``threshold``
+            is NaN, or an unknown ``nan_rank``.
     """
-    s = _scores(score)
+    s = _scores_for(score, nan_rank)
     threshold = float(threshold)
     if np.isnan(threshold):
         raise ValueError("threshold must not be NaN")
-    return _rank_key(s) > threshold
+    if threshold == -np.inf:
+        return np.ones(s.shape, dtype=bool)
+    return _rank_key(s, nan_rank) > threshold
 
 
 def cascade_quality(slm_q, llm_q, escalate_mask) -> float:
@@ -222,10 +254,12 @@ def _quality_after(order: np.ndarray, slm: np.ndarray, llm: np.ndarray) -> np.nd
 # --------------------------------------------------------------------------- curves
 
 
-def sweep(score, slm_q, llm_q, rates: Sequence[float] | None = None, name: str = "router") -> Curve:
+def sweep(score, slm_q, llm_q, rates: Sequence[float] | None = None, name: str = "router",
+          nan_rank: str = "first") -> Curve:
     """Sweep the escalation threshold over every achievable value.
 
-    Questions are escalated in decreasing score order (NaN first, ties by index). Because a
+    Questions are escalated in decreasing score order (NaN first or last as ``nan_rank``
+    says, ties by index). Because a
     threshold cannot split tied scores, each group of tied scores escalates together and
     yields one point: the curve has ``m + 1`` points for ``m`` distinct scores (``n + 1``
     without ties), from call rate 0 (threshold ``+inf``) to call rate 1 (threshold ``-inf``).
@@ -233,7 +267,7 @@ def sweep(score, slm_q, llm_q, rates: Sequence[float] | None = None, name: str =
     ``escalate(score, curve.thresholds[j])`` reproduces point ``j`` exactly.
 
     Args:
-        score: decision scores, shape ``(n,)``; NaN allowed (escalates first), -inf rejected.
+        score: decision scores, shape ``(n,)``; NaN allowed (see ``nan_rank``).
         slm_q: SLM quality per question, shape ``(n,)``.
         llm_q: LLM quality per question, shape ``(n,)``.
         rates: optional target call rates in ``[0, 1]``. When given, the curve has one point
@@ -242,24 +276,30 @@ def sweep(score, slm_q, llm_q, rates: Sequence[float] | None = None, name: str =
             target); ``call_rate`` then holds the ACHIEVED rates, which may be below the
             targets when ties or a small ``n`` make them unreachable.
         name: curve label.
+        nan_rank: ``"first"`` (default) or ``"last"``, see the module docstring.
 
     Returns:
         :class:`Curve` with ``kind="router"``, ``order`` and ``n_escalated`` set.
 
     Raises:
-        ValueError: empty inputs, mismatched shapes, -inf scores, NaN qualities, or a rate
-            outside ``[0, 1]`` (the message names the parameter).
+        ValueError: empty inputs, mismatched shapes, -inf scores under ``"first"``, NaN
+            qualities, a rate outside ``[0, 1]``, or an unknown ``nan_rank`` (the message
+            names the parameter).
     """
     slm, llm = _qualities(slm_q, llm_q)
-    s = _scores(score, slm.size)
+    s = _scores_for(score, nan_rank, slm.size)
     n = slm.size
-    key = _rank_key(s)
+    key = _rank_key(s, nan_rank)
     order = np.argsort(-key, kind="stable")  # descending, ties (and NaN/+inf) by index
     sorted_key = key[order]
     # A tie group ends at position k (k questions escalated) where the next key differs.
     boundaries = np.flatnonzero(sorted_key[1:] != sorted_key[:-1]) + 1
     n_escalated = np.concatenate(([0], boundaries, [n])).astype(np.intp)
     thresholds = np.concatenate(([np.inf], sorted_key[boundaries], [-np.inf]))
+    if nan_rank == "last" and thresholds.size > 2 and thresholds[-2] == -np.inf:
+        # The point escalating every finite score keeps the NaN/-inf group: a threshold just
+        # below the lowest finite score (escalate() maps exactly -inf to "everything").
+        thresholds[-2] = np.nextafter(sorted_key[boundaries[-1] - 1], -np.inf)
     quality = _quality_after(order, slm, llm)[n_escalated]
     group_sizes = np.diff(n_escalated)
     n_tied = int(group_sizes[group_sizes > 1].sum())
@@ -363,7 +403,7 @@ def _point_for_rate(n_escalated: np.ndarray, n: int, target: float) -> int:
     return int(np.flatnonzero(ok)[-1])
 
 
-def threshold_for_rate(score, target_rate: float) -> float:
+def threshold_for_rate(score, target_rate: float, nan_rank: str = "first") -> float:
     """The threshold whose call rate is the largest one not exceeding ``target_rate``.
 
     Budget semantics: on the calibration split the cascade never calls the LLM more often
@@ -372,23 +412,25 @@ def threshold_for_rate(score, target_rate: float) -> float:
     Args:
         score: decision scores on the calibration split, shape ``(n,)``.
         target_rate: LLM-call budget, a fraction in ``[0, 1]``.
+        nan_rank: ``"first"`` (default) or ``"last"``, see the module docstring.
 
     Returns:
         threshold for :func:`escalate`: ``+inf`` for rate 0, ``-inf`` for rate 1, otherwise
         the highest score that is not escalated.
 
     Raises:
-        ValueError: ``score`` empty / not 1-D / contains -inf, ``target_rate`` outside [0, 1].
+        ValueError: ``score`` empty / not 1-D / contains -inf under ``"first"``,
+            ``target_rate`` outside [0, 1], unknown ``nan_rank``.
     """
-    s = _scores(score)
+    s = _scores_for(score, nan_rank)
     target = _check_rate(target_rate, "target_rate")
     # Qualities do not affect thresholds; use zeros to reuse the sweep.
     zeros = np.zeros_like(s)
-    curve = sweep(s, zeros, zeros)
+    curve = sweep(s, zeros, zeros, nan_rank=nan_rank)
     return float(curve.thresholds[_point_for_rate(curve.n_escalated, s.size, target)])
 
 
-def threshold_for_quality(score, slm_q, llm_q, target_quality: float) -> float:
+def threshold_for_quality(score, slm_q, llm_q, target_quality: float, nan_rank: str = "first") -> float:
     """The cheapest threshold (lowest call rate) whose cascade quality reaches ``target_quality``.
 
     Args:
@@ -396,6 +438,7 @@ def threshold_for_quality(score, slm_q, llm_q, target_quality: float) -> float:
         slm_q: SLM quality per question, shape ``(n,)``.
         llm_q: LLM quality per question, shape ``(n,)``.
         target_quality: required mean quality (same unit as ``slm_q``).
+        nan_rank: ``"first"`` (default) or ``"last"``, see the module docstring.
 
     Returns:
         threshold for :func:`escalate`; NaN when no threshold reaches the target (check
@@ -407,7 +450,7 @@ def threshold_for_quality(score, slm_q, llm_q, target_quality: float) -> float:
     target = float(target_quality)
     if np.isnan(target):
         raise ValueError("target_quality must not be NaN")
-    curve = sweep(score, slm_q, llm_q)
+    curve = sweep(score, slm_q, llm_q, nan_rank=nan_rank)
     hit = np.flatnonzero(curve.quality >= target - _EPS)
     if hit.size == 0:
         return float("nan")
