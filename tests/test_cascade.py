@@ -28,11 +28,11 @@ def seed_v1_rule(s):
     return s["length_words"] > 8 or s["mean_entropy"] > 1.5 or s["mean_logprob"] < -0.6
 
 
-def check_consistent(res):
-    """Invariants of every CascadeResult."""
+def check_consistent(res, context=PASSAGE):
+    """Invariants of every CascadeResult (``context``: the passage the question was asked with)."""
     assert res.escalated == (res.decision_score > res.threshold)
     assert set(res.signals) == set(SIGNALS)
-    assert res.signals == pytest.approx(compute_signals(res.slm, res.slm_answer), nan_ok=True)
+    assert res.signals == pytest.approx(compute_signals(res.slm, res.slm_answer, context), nan_ok=True)
     json.dumps(res.to_dict(), default=str)
     if res.route == "llm":
         assert res.llm is not None and res.answer == res.llm_answer
@@ -165,7 +165,7 @@ def test_huge_passage_through_the_cascade_never_crashes(small_slm):
     res = Cascade(small_slm, small_slm, get_router("always-llm")).answer(QUESTION, huge)
     assert res.slm.truncated_context and res.llm.truncated_context
     assert res.slm.prompt_tokens <= SMALL_CTX and res.llm.prompt_tokens <= SMALL_CTX
-    check_consistent(res)
+    check_consistent(res, huge)
 
 
 @pytest.mark.slow
@@ -281,7 +281,7 @@ class StubTier:
 )
 def test_seed_v1_on_stub_tiers(text, lps, escalate):
     res = Cascade(StubTier(text, lps), StubTier("LLM", [-0.1]), get_router("seed-v1")).answer("Q?", "P.")
-    check_consistent(res)
+    check_consistent(res, "P.")
     assert res.escalated is escalate
     assert res.answer == ("LLM" if escalate else text)
 

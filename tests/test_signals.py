@@ -9,6 +9,7 @@ from cascade_router.signals import (
     DIRECTION,
     SIGNALS,
     compute_signals,
+    context_support,
     first_token_margin,
     length_tokens,
     length_words,
@@ -126,9 +127,41 @@ def test_positions_with_empty_top_lists_are_skipped():
 
 
 def test_compute_signals_matches_individual_functions(gen):
-    s = compute_signals(gen, "Clara Voss")
+    passage = "Clara Voss, an engineer, built the bridge."
+    s = compute_signals(gen, "Clara Voss", passage)
     assert list(s) == list(SIGNALS)
     for name, f in SIGNALS.items():
-        assert s[name] == f(gen, "Clara Voss")
+        assert s[name] == f(gen, "Clara Voss", passage)
     assert set(DIRECTION) == set(SIGNALS)
     assert all(DIRECTION[n] == (1 if n.startswith("length") or n == "mean_entropy" else -1) for n in SIGNALS)
+    assert math.isnan(compute_signals(gen, "Clara Voss")["context_support"])  # no passage
+
+
+PASSAGE = "The Eiffel Tower, built by Gustave Eiffel's company in 1887–1889, is 330 metres tall."
+
+
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        ("Gustave Eiffel", 1.0),  # copied from the passage
+        ("gustave EIFFEL.", 1.0),  # official normalisation: case and punctuation
+        ("The Eiffel Tower", 1.0),  # the article is dropped on both sides
+        ("330 metres", 1.0),
+        ("330 feet", 0.5),  # 'feet' is not in the passage
+        ("Alexandre Gustave Eiffel", 2 / 3),
+        ("Paris", 0.0),
+        ("Eiffel Eiffel Paris", 2 / 3),  # tokens counted with repeats
+        ("", 0.0),  # an empty answer (or abstention) has no support
+        ("the", 0.0),  # normalises to nothing
+    ],
+)
+def test_context_support_by_hand(answer, expected):
+    g = Generation(text="raw text ignored when the answer is given")
+    assert context_support(g, answer, PASSAGE) == pytest.approx(expected)
+
+
+def test_context_support_without_passage_is_nan():
+    g = Generation(text="Paris")
+    for ctx in (None, "", "  \n"):
+        assert math.isnan(context_support(g, "Paris", ctx))
+    assert context_support(g, None, "Paris is big.") == 1.0  # raw text when no cleaned answer

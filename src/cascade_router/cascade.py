@@ -204,7 +204,7 @@ class Cascade:
                 cost_usd=self._cost(self.llm_price, la.generation), latency_s=la.generation.latency_s,
             )
         sa = ask_model(self.slm, question, context, task, self.max_tokens, self.style)
-        signals = compute_signals(sa.generation, sa.answer)
+        signals = compute_signals(sa.generation, sa.answer, context)
         score = float(self.router.decision_function(signals)[0])  # drawn once (random router)
         escalate = force is None and not math.isnan(score) and score > self.router.threshold
         res = CascadeResult(

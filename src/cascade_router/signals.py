@@ -1,4 +1,5 @@
-"""Confidence signals: pure functions of one SLM :class:`Generation` (and its cleaned answer).
+"""Confidence signals: pure functions of one SLM :class:`Generation`, its cleaned answer and the
+passage it was asked about.
 
 Every signal is defined for every generation: where it cannot be measured (no logprobs from
 the backend, or no generated token) it is ``nan``, and routers treat ``nan`` as "no evidence"
@@ -14,19 +15,20 @@ from typing import Callable
 
 import numpy as np
 
+from .metrics.normalize import answer_tokens
 from .models.base import Generation
 
 NAN = float("nan")
 
 
-def length_words(gen: Generation, answer: str | None = None) -> float:
+def length_words(gen: Generation, answer: str | None = None, context: str | None = None) -> float:
     """Answer length in whitespace-separated words (of the cleaned ``answer`` when given, else of
     the raw text). 0 for an empty answer."""
     text = gen.text if answer is None else answer
     return float(len(text.split()))
 
 
-def length_tokens(gen: Generation, answer: str | None = None) -> float:
+def length_tokens(gen: Generation, answer: str | None = None, context: str | None = None) -> float:
     """Generated answer tokens: ``len(tokens)`` where the backend returned them, else
     ``completion_tokens``. (llama.cpp bills a stop-string token in ``completion_tokens`` but
     returns no token or logprob for it; it is not part of the answer.)"""
@@ -39,20 +41,20 @@ def _lps(gen: Generation) -> np.ndarray | None:
     return np.asarray(gen.logprobs, dtype=float)
 
 
-def mean_logprob(gen: Generation, answer: str | None = None) -> float:
+def mean_logprob(gen: Generation, answer: str | None = None, context: str | None = None) -> float:
     """Mean of the per-token logprobs (nats per token); nan without logprobs or tokens."""
     lp = _lps(gen)
     return NAN if lp is None else float(lp.mean())
 
 
-def min_logprob(gen: Generation, answer: str | None = None) -> float:
+def min_logprob(gen: Generation, answer: str | None = None, context: str | None = None) -> float:
     """Minimum per-token logprob (the least confident token); nan without logprobs or tokens."""
     lp = _lps(gen)
     return NAN if lp is None else float(lp.min())
 
 
-def _quantile(q: float) -> Callable[[Generation, str | None], float]:
-    def f(gen: Generation, answer: str | None = None) -> float:
+def _quantile(q: float) -> Callable[..., float]:
+    def f(gen: Generation, answer: str | None = None, context: str | None = None) -> float:
         lp = _lps(gen)
         return NAN if lp is None else float(np.quantile(lp, q))  # numpy's default linear method
 
@@ -76,7 +78,7 @@ def _position_entropy(tops: list) -> float:
     return float(-(nz * np.log(nz)).sum())
 
 
-def mean_entropy(gen: Generation, answer: str | None = None) -> float:
+def mean_entropy(gen: Generation, answer: str | None = None, context: str | None = None) -> float:
     """Mean per-token entropy in nats, estimated from the truncated top-k distribution.
 
     At each generated position the top-k probabilities are renormalised to sum to 1 and
@@ -90,7 +92,7 @@ def mean_entropy(gen: Generation, answer: str | None = None) -> float:
     return float(np.mean(hs)) if hs else NAN
 
 
-def first_token_margin(gen: Generation, answer: str | None = None) -> float:
+def first_token_margin(gen: Generation, answer: str | None = None, context: str | None = None) -> float:
     """Probability margin ``p(top-1) - p(top-2)`` at the first generated token, in [0, 1].
 
     After Ramirez et al., 'Optimising Calls to Large Language Models with Uncertainty-Based
@@ -103,8 +105,31 @@ def first_token_margin(gen: Generation, answer: str | None = None) -> float:
     return float(ps[0] - (ps[1] if len(ps) > 1 else 0.0))
 
 
-#: Every signal by name: ``f(generation, cleaned_answer) -> float``.
-SIGNALS: dict[str, Callable[[Generation, str | None], float]] = {
+def context_support(gen: Generation, answer: str | None = None, context: str | None = None) -> float:
+    """Share of the answer's tokens that occur in the passage, in [0, 1] (1 = every token found).
+
+    Both texts are normalised with the official SQuAD rule (``normalize_answer``: lower case, no
+    ASCII punctuation, no articles) and split on whitespace; the share counts the answer's
+    tokens (with repeats) found anywhere among the passage's tokens. An extractive answer the
+    small model copied from the passage scores 1; an invented one scores low. This is the
+    "answer grounded in the context" check used for extractive QA; on the stored SQuAD v1.1 and
+    HotpotQA runs it is the strongest single signal (see the README).
+
+    An empty answer (including a SQuAD v2 abstention) has no support: 0. nan without a passage
+    (``context`` None or blank), where the signal cannot be measured. Uses the cleaned
+    ``answer`` when given, else the raw text.
+    """
+    if context is None or not context.strip():
+        return NAN
+    toks = answer_tokens(gen.text if answer is None else answer)
+    if not toks:
+        return 0.0
+    passage = set(answer_tokens(context))
+    return float(sum(t in passage for t in toks) / len(toks))
+
+
+#: Every signal by name: ``f(generation, cleaned_answer, passage) -> float``.
+SIGNALS: dict[str, Callable[..., float]] = {
     "length_words": length_words,
     "length_tokens": length_tokens,
     "mean_logprob": mean_logprob,
@@ -113,6 +138,7 @@ SIGNALS: dict[str, Callable[[Generation, str | None], float]] = {
     "first_token_margin": first_token_margin,
     "quantile_logprob_10": quantile_logprob_10,
     "quantile_logprob_25": quantile_logprob_25,
+    "context_support": context_support,
 }
 
 #: +1 where a larger value means less confident (escalate), -1 where a smaller value does.
@@ -125,9 +151,18 @@ DIRECTION: dict[str, int] = {
     "first_token_margin": -1,
     "quantile_logprob_10": -1,
     "quantile_logprob_25": -1,
+    "context_support": -1,
 }
 
 
-def compute_signals(gen: Generation, answer: str | None = None) -> dict[str, float]:
-    """All :data:`SIGNALS` for one generation: ``{name: value}`` (values may be nan)."""
-    return {name: f(gen, answer) for name, f in SIGNALS.items()}
+def compute_signals(gen: Generation, answer: str | None = None, context: str | None = None) -> dict[str, float]:
+    """All :data:`SIGNALS` for one generation: ``{name: value}`` (values may be nan).
+
+    Args:
+        gen: the SLM's generation.
+        answer: its cleaned answer (:func:`cascade_router.prompts.clean_answer`), or None to use
+            the raw text.
+        context: the passage the question was asked about, or None (``context_support`` is
+            then nan).
+    """
+    return {name: f(gen, answer, context) for name, f in SIGNALS.items()}

@@ -97,7 +97,7 @@ def load_run(examples: Sequence[QAExample], store: RunStore, slm_price: TierPric
         sem, sf1 = score_example(ex, s.answer or "")
         lem, lf1 = score_example(ex, l.answer or "")
         records.append(QuestionRecord(ex, s.answer or "", l.answer or "", s.generation, l.generation,
-                                      sem, sf1, lem, lf1, compute_signals(s.generation, s.answer)))
+                                      sem, sf1, lem, lf1, compute_signals(s.generation, s.answer, ex.context)))
     return RunData(records, errors, missing, slm_price, llm_price)
 
 
