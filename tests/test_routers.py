@@ -16,6 +16,7 @@ from cascade_router.routers import (
     AlwaysLLM,
     AlwaysSLM,
     LogisticRouter,
+    gain_labels,
     RandomRouter,
     SignalRouter,
     ThresholdRouter,
@@ -266,6 +267,42 @@ def test_logistic_router_errors():
         LogisticRouter(signals=["mean_logprob"]).fit(rows, y[:-1])
     with pytest.raises(ValueError, match="unknown signals"):
         LogisticRouter(signals=["confidence"])
+
+
+def test_gain_labels_by_hand():
+    y, w = gain_labels([1.0, 0.0, 0.5, 0.2], [0.0, 1.0, 0.5, 0.6])
+    assert y.tolist() == [0, 1, 0, 1]
+    np.testing.assert_allclose(w, [1.0, 1.0, 0.0, 0.4])
+    # the LLM never scores below the SLM: weights fall back to 1 (helps vs does not matter)
+    y, w = gain_labels([1.0, 0.0, 0.5], [1.0, 1.0, 0.9])
+    assert y.tolist() == [0, 1, 1] and w.tolist() == [1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="same shape"):
+        gain_labels([1.0], [0.0, 1.0])
+    with pytest.raises(ValueError, match="finite"):
+        gain_labels([np.nan], [0.0])
+
+
+def test_logistic_sample_weight_matches_sklearn_and_zero_weight_rows_do_not_count():
+    rows, y = _toy_rows()
+    names = ["mean_logprob", "mean_entropy", "length_words"]
+    w = np.where(np.arange(len(rows)) % 5 == 0, 0.0, 1.0 + (np.arange(len(rows)) % 3))
+    r = LogisticRouter(signals=names).fit(rows, y, sample_weight=w)
+    X = np.array([[row[n] for n in names] for row in rows], dtype=float)
+    ref = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
+    ref.fit(X, y, logisticregression__sample_weight=w)
+    np.testing.assert_allclose(r.decision_function(rows), ref.predict_proba(X)[:, 1], rtol=1e-9, atol=1e-12)
+    # flipping the labels of zero-weight rows changes nothing in the fitted classifier
+    flipped = np.where(w == 0, 1 - y, y)
+    r2 = LogisticRouter(signals=names).fit(rows, flipped, sample_weight=w)
+    np.testing.assert_allclose(r2.decision_function(rows), r.decision_function(rows), rtol=1e-9)
+    # ...while uniform weights are a different fit
+    assert not np.allclose(LogisticRouter(signals=names).fit(rows, y).decision_function(rows), r.decision_function(rows))
+    with pytest.raises(ValueError, match="one weight per row"):
+        LogisticRouter(signals=names).fit(rows, y, sample_weight=w[:-1])
+    with pytest.raises(ValueError, match=">= 0"):
+        LogisticRouter(signals=names).fit(rows, y, sample_weight=-w)
+    with pytest.raises(ValueError, match="both classes"):  # the only positive-weight rows are one class
+        LogisticRouter(signals=names).fit(rows, y, sample_weight=(y == 1).astype(float))
 
 
 def test_random_router_roundtrip_restarts_stream(tmp_path):

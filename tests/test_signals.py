@@ -160,6 +160,15 @@ def test_context_support_by_hand(answer, expected):
     assert context_support(g, answer, PASSAGE) == pytest.approx(expected)
 
 
+def test_context_support_of_an_abstention_is_nan():
+    """SQuAD v2: 'unanswerable' cleaned to "" is a deliberate no-answer, not an ungrounded one;
+    on a task without abstention the same text stays an answer and is not in the passage."""
+    g = Generation(text=" Unanswerable.")
+    assert math.isnan(context_support(g, "", PASSAGE))
+    assert context_support(g, "Unanswerable", PASSAGE) == 0.0
+    assert context_support(Generation(text=" The answer is:"), "", PASSAGE) == 0.0  # said nothing
+
+
 def test_context_support_without_passage_is_nan():
     g = Generation(text="Paris")
     for ctx in (None, "", "  \n"):

@@ -172,6 +172,13 @@ _ABSTAIN_RE = re.compile(
 _QUOTES = "\"'“”‘’`«»"
 
 
+def is_abstention(text: str) -> bool:
+    """True when a raw completion is an abstention (``unanswerable``, ``no answer``, ``N/A``...),
+    by the rule :func:`clean_answer` applies with ``allow_abstain``."""
+    ans = clean_answer(text)
+    return bool(ans) and bool(_ABSTAIN_RE.match(ans))
+
+
 def clean_answer(text: str, allow_abstain: bool = False) -> str:
     """Reduce a raw completion to the answer string that gets scored.
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from .metrics.normalize import answer_tokens
 from .models.base import Generation
+from .prompts import is_abstention
 
 NAN = float("nan")
 
@@ -115,15 +116,17 @@ def context_support(gen: Generation, answer: str | None = None, context: str | N
     "answer grounded in the context" check used for extractive QA; on the stored SQuAD v1.1 and
     HotpotQA runs it is the strongest single signal (see the README).
 
-    An empty answer (including a SQuAD v2 abstention) has no support: 0. nan without a passage
-    (``context`` None or blank), where the signal cannot be measured. Uses the cleaned
-    ``answer`` when given, else the raw text.
+    An empty answer (the model said nothing usable) has no support: 0. An abstention the task
+    allows (SQuAD v2: the raw text says ``unanswerable`` and the cleaned answer is empty) is not
+    an extractive answer and gets nan, as does a question without a passage (``context`` None
+    or blank): the signal cannot be measured there. Uses the cleaned ``answer`` when given,
+    else the raw text.
     """
     if context is None or not context.strip():
         return NAN
     toks = answer_tokens(gen.text if answer is None else answer)
     if not toks:
-        return 0.0
+        return NAN if answer is not None and is_abstention(gen.text) else 0.0
     passage = set(answer_tokens(context))
     return float(sum(t in passage for t in toks) / len(toks))
 

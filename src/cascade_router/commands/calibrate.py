@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ..routers import LogisticRouter, get_router
+from ..routers import LogisticRouter, gain_labels, get_router
 from ..routers.base import json_safe
 from .common import fail, open_run, resolve_config
 
@@ -47,10 +47,10 @@ def command(run_dir, router_spec, target_rate, target_gap, out_path):
     rows = signal_rows(run)
     slm_q, llm_q = run.arrays["slm_f1"], run.arrays["llm_f1"]
     if router_spec == "logistic":
-        y = (llm_q > slm_q).astype(int)
-        if len(np.unique(y)) < 2:
+        y, w = gain_labels(slm_q, llm_q)
+        if len(np.unique(y[w > 0])) < 2:
             fail("the LLM never (or always) beats the SLM in this run: nothing to learn")
-        router = LogisticRouter().fit(rows, y)
+        router = LogisticRouter().fit(rows, y, sample_weight=w)
     else:
         try:
             router = get_router(router_spec)

@@ -14,7 +14,7 @@ import numpy as np
 from ..datasets import QAExample, split_by_passage
 from ..metrics import score_example
 from ..models.base import Generation
-from ..routers import AlwaysLLM, AlwaysSLM, LogisticRouter, PRESETS, SignalRouter, preset
+from ..routers import AlwaysLLM, AlwaysSLM, LogisticRouter, PRESETS, SignalRouter, gain_labels, preset
 from ..signals import SIGNALS, compute_signals
 from .costs import TierPrice, cost_curve, percentiles
 from .curves import escalate, oracle_curve, random_curve, summarize, sweep, threshold_for_rate
@@ -143,7 +143,7 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5, extra_rout
         ``points``: fixed routings on all scored questions: always-slm, always-llm, random (50%),
             oracle (escalate iff the LLM's F1 is higher), seed-v1/v2/v3 as they are.
         ``curves``: on the test split, for each scored router (each single signal, the presets
-            swept by scaling their thresholds, logistic regression fitted on the calibration
+            swept by scaling their thresholds, logistic regression fitted on the calibration (cost-sensitive, :func:`gain_labels`)
             split, random, oracle): APGR, CPT(50/80/95%), AUC (F1 vs LLM-call rate, RouteLLM
             definitions), and for each target LLM-call rate a threshold chosen on the
             calibration split with the call rate and F1 it gives on the test split.
@@ -187,9 +187,9 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5, extra_rout
     routers: dict[str, Any] = {f"signal:{s}": SignalRouter(s) for s in SIGNALS}
     routers.update({f"{p} (swept)": preset(p) for p in PRESETS})
     routers.update({f"{k} (swept)": r for k, r in extra_routers.items() if f"{k} (swept)" not in routers})
-    y = (calib.arrays["llm_f1"] > calib.arrays["slm_f1"]).astype(int)
-    if len(np.unique(y)) == 2:
-        routers["logistic"] = LogisticRouter().fit(signal_rows(calib), y)
+    y, w = gain_labels(calib.arrays["slm_f1"], calib.arrays["llm_f1"])
+    if len(np.unique(y[w > 0])) == 2:
+        routers["logistic"] = LogisticRouter().fit(signal_rows(calib), y, sample_weight=w)
     curves: dict[str, dict[str, Any]] = {}
     tr, cr = signal_rows(test), signal_rows(calib)
     for name, router in routers.items():

@@ -20,7 +20,8 @@ class LogisticRouter(Router):
 
     The model is scikit-learn's ``SimpleImputer(median) -> StandardScaler -> LogisticRegression``.
     The decision score is that probability; escalate iff it exceeds ``threshold``. Labels for
-    :meth:`fit` are 1 where escalating helps (e.g. LLM F1 > SLM F1 on a calibration question).
+    :meth:`fit` are 1 where escalating helps (e.g. LLM F1 > SLM F1 on a calibration question);
+    :func:`gain_labels` builds them with cost-sensitive weights from both tiers' scores.
     Saved JSON holds the fitted medians, scaler and coefficients; a loaded router computes the
     same probability ``sigmoid(w . z + b)`` from them with numpy.
 
@@ -51,17 +52,32 @@ class LogisticRouter(Router):
     def _matrix(self, rows: SignalRows) -> np.ndarray:
         return np.column_stack([column(rows, s) for s in self.signals])
 
-    def fit(self, signals: SignalRows, y: Sequence[int] | None = None) -> "LogisticRouter":
+    def fit(self, signals: SignalRows, y: Sequence[int] | None = None,
+            sample_weight: Sequence[float] | None = None) -> "LogisticRouter":
         """Fit on signal rows (length n) and labels ``y`` (n,) in {0, 1}.
 
+        Args:
+            signals: n rows of ``{signal: value}``.
+            y: 1 where escalating helps, 0 where not, shape ``(n,)``.
+            sample_weight: optional non-negative weights, shape ``(n,)`` (scikit-learn's
+                ``sample_weight``); rows of weight 0 do not count.
+
         Raises:
-            ValueError: ``y`` missing, wrong length, or a single class.
+            ValueError: ``y`` missing, wrong length, or a single class (among rows of positive
+                weight); ``sample_weight`` of the wrong length, negative or not finite.
         """
         rows = as_rows(signals)
         if y is None or len(y) != len(rows):
             raise ValueError(f"fit needs y with one label per row ({len(rows)})")
         y = np.asarray(y, dtype=int)
-        if len(np.unique(y)) < 2:
+        w = None
+        if sample_weight is not None:
+            w = np.asarray(sample_weight, dtype=float)
+            if w.shape != (len(rows),):
+                raise ValueError(f"sample_weight must have one weight per row ({len(rows)}), got shape {w.shape}")
+            if not np.all(np.isfinite(w)) or np.any(w < 0):
+                raise ValueError("sample_weight must be finite and >= 0")
+        if len(np.unique(y if w is None else y[w > 0])) < 2:
             raise ValueError("fit needs both classes in y (some questions where escalating helps, some where not)")
         X = self._matrix(rows)
         keep = ~np.all(np.isnan(X), axis=0)
@@ -71,7 +87,7 @@ class LogisticRouter(Router):
             StandardScaler(),
             LogisticRegression(C=self.C, max_iter=1000),
         )
-        pipe.fit(X, y)
+        pipe.fit(X, y, logisticregression__sample_weight=w)
         imp, sc, lr = pipe.steps[0][1], pipe.steps[1][1], pipe.steps[2][1]
         self._state = {
             "medians": imp.statistics_.tolist(),
@@ -114,3 +130,40 @@ class LogisticRouter(Router):
             raise ValueError(f"logistic state arrays {bad} must have one value per signal ({len(self.signals)})")
         st["intercept"] = float(state["intercept"])
         self._state = st
+
+
+def gain_labels(slm_q, llm_q) -> tuple[np.ndarray, np.ndarray]:
+    """Cost-sensitive training data for :meth:`LogisticRouter.fit` from both tiers' scores.
+
+    Label 1 where the LLM's answer scores higher than the SLM's; weight ``|llm_q - slm_q|``,
+    the quality at stake in that question's routing decision, so a question where the choice
+    does not matter (equal scores) does not count and a large gain counts more. This is
+    example-weighting for cost-sensitive classification (Elkan, "The Foundations of
+    Cost-Sensitive Learning", IJCAI 2001): the fitted probability then ranks questions by the
+    expected gain of escalating, which is what the cost-quality curve rewards. On the stored
+    SQuAD v1.1 run it raised the logistic router's test APGR from 0.609 to 0.640 (README).
+
+    When the weighted rows hold a single class (the LLM never scores below the SLM, or never
+    above), the weights would leave nothing to contrast; the weights are then all 1, i.e. plain
+    labels "the LLM is strictly better" against "escalating does not help".
+
+    Args:
+        slm_q: SLM quality per question (e.g. F1 in [0, 1]), shape ``(n,)``.
+        llm_q: LLM quality per question, shape ``(n,)``.
+
+    Returns:
+        ``(y, sample_weight)``: int labels and float weights, shape ``(n,)`` each.
+
+    Raises:
+        ValueError: shapes differ or values are not finite.
+    """
+    slm, llm = np.asarray(slm_q, dtype=float), np.asarray(llm_q, dtype=float)
+    if slm.shape != llm.shape or slm.ndim != 1:
+        raise ValueError(f"slm_q and llm_q must be 1-D of the same shape, got {slm.shape} and {llm.shape}")
+    if not (np.all(np.isfinite(slm)) and np.all(np.isfinite(llm))):
+        raise ValueError("slm_q and llm_q must be finite")
+    gain = llm - slm
+    y, w = (gain > 0).astype(int), np.abs(gain)
+    if len(np.unique(y[w > 0])) < 2:
+        w = np.ones_like(w)
+    return y, w
