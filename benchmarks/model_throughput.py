@@ -10,7 +10,8 @@ prompt cache) are answered with the model's own prompt, and llama.cpp's timings 
 Then the same questions go through ``Cascade.answer`` (both tiers, router ``seed-v1`` by default),
 and the cascade's overhead per question is its wall time minus the time spent inside the models
 (the sum of the generations' ``latency_s``): prompt building, the context-window check
-(tokenising the prompt through llama.cpp's HTTP endpoint), signals, routing, answer clean-up.
+(tokenising the prompt through llama.cpp's HTTP endpoint, skipped when the prompt's UTF-8 byte
+count already fits), signals, routing, answer clean-up.
 
 Usage::
 
