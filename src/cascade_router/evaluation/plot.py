@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Mapping, Sequence
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -47,6 +48,7 @@ def plot_curves(
     title: str = "Cascade routers: quality vs LLM calls",
     points: Sequence[Point] | None = None,
     ylabel: str = "F1",
+    emphasis: set[str] | None = None,
 ) -> str:
     """Draw quality curves of several routers and save a PNG.
 
@@ -70,6 +72,8 @@ def plot_curves(
             ``(name, call_rate, quality, cost)`` with ``cost`` in dollars per question or
             ``None`` (then the point is omitted from the cost panel).
         ylabel: quality axis label.
+        emphasis: names of router curves to draw boldly; the other router curves are drawn
+            thin and faded so that every router can share one figure. ``None``: all bold.
 
     Returns:
         ``str(path)``.
@@ -98,6 +102,14 @@ def plot_curves(
     fig = Figure(figsize=(5.5 * len(panels) + 2.2, 4.8), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    # Bold curves take tab10's strong colours (grey is random's); faded ones tab20's light tints.
+    strong = [c for i, c in enumerate(matplotlib.colormaps["tab10"].colors) if i != 7]
+    light = matplotlib.colormaps["tab20"].colors[1::2]
+    routers = [c for c in curves if c.kind not in ("random", "oracle")]
+    bold_names = [c.name for c in routers if emphasis is None or c.name in emphasis]
+    faded_names = [c.name for c in routers if c.name not in bold_names]
+    color = {n: strong[j % len(strong)] for j, n in enumerate(bold_names)}
+    color.update({n: light[j % len(light)] for j, n in enumerate(faded_names)})
     for ax, panel in zip(axes, panels):
         for i, c in enumerate(curves):
             xs = c.call_rate if panel == "call_rate" else cost_arrays[i]
@@ -106,12 +118,15 @@ def plot_curves(
             elif c.kind == "oracle":
                 ax.plot(xs, c.quality, linestyle=":", color="black", linewidth=1.5, label=c.name)
             else:
-                ax.plot(xs, c.quality, marker="." if c.n_points <= 60 else None, label=c.name)
+                bold = emphasis is None or c.name in emphasis
+                ax.plot(xs, c.quality, marker="." if c.n_points <= 60 else None, color=color[c.name],
+                        linewidth=1.6 if bold else 0.9, alpha=1.0 if bold else 0.8, label=c.name,
+                        zorder=3 if bold else 2)
         for name, rate, qual, cost in points:
             if panel == "cost" and cost is None:
                 continue
             ax.plot([rate if panel == "call_rate" else cost], [qual], marker="*", markersize=11,
-                    linestyle="none", label=str(name))
+                    markeredgecolor="black", markeredgewidth=0.6, linestyle="none", label=str(name), zorder=4)
         ax.axhline(q_slm, color="tab:blue", linestyle="-.", linewidth=1, label="always SLM")
         ax.axhline(q_llm, color="tab:red", linestyle="-.", linewidth=1, label="always LLM")
         ax.set_xlabel("LLM-call rate" if panel == "call_rate" else "mean cost per question ($)")

@@ -53,8 +53,9 @@ def _prompt_cache(run: RunData) -> dict[str, Any]:
 
 
 def _plotted(res: dict[str, Any], n_signals: int = 3) -> set[str]:
-    """Curves drawn in curve.png: random, oracle, logistic, seed-v1 swept, and the best
-    ``n_signals`` single signals by APGR (AUC where APGR is undefined)."""
+    """Curves drawn boldly in curve.png (the others are drawn faded): random, oracle, logistic,
+    seed-v1 swept, and the best ``n_signals`` single signals by APGR (AUC where APGR is
+    undefined)."""
     def key(item):
         v = item[1]
         a = v.get("apgr")
@@ -121,14 +122,13 @@ def write_report(run_dir: str | Path, identity: dict[str, Any], run: RunData, re
     if res["curve_objects"]:
         from .plot import plot_curves
 
-        chosen = _plotted(res)
-        pairs = [(c, k) for c, k in res["curve_objects"] if c.name in chosen]
+        pairs = list(res["curve_objects"])  # every router; the best few drawn boldly
         b = res["test_baselines"]
         paths["curve"] = run_dir / "curve.png"
         pts = [(f"{name} (as is)", p["llm_call_rate"], p["f1"] / 100, p["cost_per_question_usd"])
                for name, p in res.get("test_points", {}).items()]
         plot_curves([c for c, _ in pairs], paths["curve"], b["slm_f1"] / 100, b["llm_f1"] / 100,
-                    costs=[k for _, k in pairs], points=pts,
+                    costs=[k for _, k in pairs], points=pts, emphasis=_plotted(res),
                     title=f"{dataset}: F1 vs LLM calls (test split, n={res['split']['test']})")
 
     paths["report"] = run_dir / "report.md"
