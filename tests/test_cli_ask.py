@@ -47,6 +47,8 @@ def test_empty_context(c, tmp_path):
     f = tmp_path / "passage.txt"
     f.write_text(c)
     assert_one_line_error(run("ask", "-q", "Who?", "--context-file", str(f)), 2, "is empty")
+    f.write_text("\ufeff" + c)  # a UTF-8 byte-order mark alone is not a passage
+    assert_one_line_error(run("ask", "-q", "Who?", "--context-file", str(f)), 2, "is empty")
 
 
 def test_empty_question_exit_code_in_a_real_process():

@@ -40,11 +40,13 @@ def _gen(text: str, mean_lp: float) -> Generation:
                       prompt_tokens=1000, completion_tokens=10, latency_s=0.5)
 
 
-def _constructed_run(tmp_path, n=12):
+def _constructed_run(tmp_path, n=12, wrong_without_logprobs=False):
     """A squad-v1.1 data file with n questions (one passage each) and a stored run over it.
 
     Question i: gold ``answer{i}``; SLM mean logprob -i/10, right for i <= n/2 and wrong above;
     the LLM is always right. So escalating helps exactly on the n/2 least confident questions.
+    ``wrong_without_logprobs``: the wrong SLM answers carry no logprobs (their logprob signals
+    are nan, so a logprob router never escalates them).
     """
     data = tmp_path / "dev.json"
     arts = [{"title": f"T{i}", "paragraphs": [{"context": f"The thing {i} is answer{i}.", "qas": [
@@ -58,7 +60,10 @@ def _constructed_run(tmp_path, n=12):
                 "limit": None, "seed": 0, "questions": n, "max_tokens": 24, "prompt_version": 1})
     for i, ex in enumerate(examples, start=1):
         s = f"answer{i}" if i <= n // 2 else "wrong"
-        store.put(ex.id, "slm", s, _gen(s, -i / 10))
+        g = _gen(s, -i / 10)
+        if wrong_without_logprobs and i > n // 2:
+            g = Generation(text=s, prompt_tokens=1000, completion_tokens=10, latency_s=0.5)
+        store.put(ex.id, "slm", s, g)
         store.put(ex.id, "llm", f"answer{i}", _gen(f"answer{i}", -0.2))
     store.close()
     return rd, examples
@@ -130,6 +135,55 @@ def test_calibrate_rate_zero_writes_standard_json(tmp_path):
         raise ValueError(c)
     json.loads(out.read_text(), parse_constant=strict)
     json.loads(res.stdout, parse_constant=strict)
+
+
+def test_calibrate_refuses_routers_without_a_threshold_to_choose(tmp_path):
+    rd, _ = _constructed_run(tmp_path)
+    out = tmp_path / "r.json"
+    for router in ("always-llm", "always-slm"):
+        err = _one_line_error(_cli("calibrate", rd, "--router", router, "--target-rate", "0.5", "--out", out))
+        assert "same decision score" in err and router in err
+    assert not out.exists()
+
+
+def test_calibrate_target_gap_unreachable_when_scores_are_nan(tmp_path):
+    """The wrong SLM answers have no logprobs: a logprob router can never escalate them, so no
+    saved threshold recovers half the gap (the sweep's -inf end point would, the router does not)."""
+    rd, _ = _constructed_run(tmp_path, wrong_without_logprobs=True)
+    out = tmp_path / "r.json"
+    err = _one_line_error(_cli("calibrate", rd, "--router", "signal:mean_logprob:-0.5", "--target-gap", "0.5",
+                               "--out", out))
+    assert "no threshold recovers 50%" in err and "6 questions have no decision score" in err
+    assert not out.exists()
+    ok = _cli("calibrate", rd, "--router", "signal:mean_logprob:-0.5", "--target-rate", "1", "--out", out)
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["llm_call_rate"] == pytest.approx(0.5)  # reports what the router does
+
+
+def test_calibrate_unwritable_out_and_damaged_run(tmp_path):
+    rd, _ = _constructed_run(tmp_path)
+    # /proc exists but no file can be created in it (Linux)
+    assert "--out /proc/cascade-router-test.json" in _one_line_error(
+        _cli("calibrate", rd, "--target-rate", "0.3", "--out", "/proc/cascade-router-test.json"))
+    db = sqlite3.connect(rd / DB_NAME)
+    with db:
+        db.execute("UPDATE generations SET generation = '{bad' WHERE qid = 'q3' AND tier = 'llm'")
+    db.close()
+    for args in (("report", rd), ("calibrate", rd, "--target-rate", "0.3", "--out", tmp_path / "r.json")):
+        err = _one_line_error(_cli(*args))
+        assert "damaged" in err and "'q3'" in err and "llm" in err
+
+
+def test_report_with_nothing_scored_exits_1_without_nan(tmp_path):
+    rd, _ = _constructed_run(tmp_path, n=4)
+    db = sqlite3.connect(rd / DB_NAME)
+    with db:
+        db.execute("DELETE FROM generations WHERE tier = 'llm'")
+    db.close()
+    err = _one_line_error(_cli("report", rd), code=1)
+    assert "no question could be scored" in err and "not yet generated 4" in err
+    md = (rd / "report.md").read_text()
+    assert "nan" not in md.lower()
 
 
 def test_report_rebuilds_a_constructed_run_with_default_prices(tmp_path):

@@ -122,16 +122,18 @@ def test_clean_answer(raw, expected):
 
 
 @pytest.mark.parametrize("raw", ["unanswerable", "Unanswerable.", "Answer: unanswerable", "No answer",
-                                 "N/A", "n/a", "NA", "none", "Unknown", '"unanswerable"',
-                                 "Unanswerable - the passage does not say", "unknown, not in the text",
-                                 "No answer because the passage is silent"])
+                                 "N/A", "n/a", "none", "Unknown", '"unanswerable"',
+                                 "Unanswerable. The passage does not say", "No answer because the passage is silent",
+                                 "**unanswerable**", "*Unanswerable*", "I don't know", "Unknown!"])
 def test_abstention_maps_to_empty_only_when_allowed(raw):
     assert clean_answer(raw, allow_abstain=True) == ""
     assert clean_answer(raw) != ""
 
 
 @pytest.mark.parametrize("raw", ["Paris", "Nonesuch Records", "Nantes", "Unanswered Prayers",
-                                 "Unknown Pleasures", "None but the Brave", "NA Division"])
+                                 "Unknown Pleasures", "None but the Brave", "NA Division", "NA", "Na (sodium)",
+                                 "None (Seinfeld episode)", "Unknown (1988 film)", "Unknown: the movie",
+                                 "None, Inc", "Unknown Soldier"])
 def test_non_abstentions_are_kept_with_allow_abstain(raw):
     assert clean_answer(raw, allow_abstain=True) == raw
 

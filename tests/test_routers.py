@@ -269,6 +269,32 @@ def test_logistic_router_errors():
         LogisticRouter(signals=["confidence"])
 
 
+def test_logistic_rejects_bad_labels_and_params():
+    rows, y = _toy_rows()
+    names = ["mean_logprob", "mean_entropy"]
+    for bad in (np.where(y == 1, 2, 0), np.where(y == 1, np.nan, 0), np.where(y == 1, 0.9, 0.0)):
+        with pytest.raises(ValueError, match="0/1"):
+            LogisticRouter(signals=names).fit(rows, bad)
+    with pytest.raises(ValueError, match="1-D"):
+        LogisticRouter(signals=names).fit(rows, y.reshape(-1, 1))
+    assert LogisticRouter(signals=names).fit(rows, y.astype(bool)).predict(rows).tolist() == y.astype(bool).tolist()
+    with pytest.raises(ValueError, match="not nan"):
+        LogisticRouter(threshold=float("nan"))
+    with pytest.raises(ValueError, match="list of signal names"):
+        LogisticRouter(signals="mean_logprob")
+
+
+def test_logistic_treats_infinite_signals_as_missing():
+    rows, y = _toy_rows()
+    names = ["mean_logprob", "mean_entropy"]
+    r = LogisticRouter(signals=names).fit(rows, y)
+    inf_rows = [dict(rows[0], mean_logprob=-np.inf), dict(rows[1], mean_logprob=np.inf)]
+    nan_rows = [dict(rows[0], mean_logprob=NAN), dict(rows[1], mean_logprob=NAN)]
+    np.testing.assert_array_equal(r.decision_function(inf_rows), r.decision_function(nan_rows))
+    bad = [dict(row, mean_entropy=np.inf) if i % 3 == 0 else row for i, row in enumerate(rows)]
+    assert np.all(np.isfinite(LogisticRouter(signals=names).fit(bad, y).decision_function(bad)))
+
+
 def test_gain_labels_by_hand():
     y, w = gain_labels([1.0, 0.0, 0.5, 0.2], [0.0, 1.0, 0.5, 0.6])
     assert y.tolist() == [0, 1, 0, 1]

@@ -70,6 +70,28 @@ def test_request_schema_is_strict(field, bad):
     assert ok.stream is True and ok.max_tokens == 10 and ok.stream_options.include_usage is True
 
 
+def test_schema_errors_on_stub_tiers(openai_stub):
+    """No model: both tiers are a stub endpoint. Nulls mean defaults; a lone surrogate is the
+    client's error (400 naming the field), not a tier failure; params name request fields."""
+    tier = OpenAICompatBackend("stub", openai_stub.url, family="base", api_key_env=None, retries=0)
+    with BackgroundServer(create_app(Cascade(tier, tier, AlwaysSLM()))) as srv:
+        url = srv.url + "/v1/chat/completions"
+        msgs = [{"role": "user", "content": "Capital of France?"}]
+        r = httpx.post(url, json={"messages": msgs, "stream": None, "n": None, "stream_options": {"include_usage": None}})
+        assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "Paris"
+        bad = b'{"messages": [{"role": "user", "content": "x\\ud800?"}]}'
+        r = httpx.post(url, content=bad, headers={"content-type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "messages.0.content", r.text
+        r = httpx.post(srv.url + "/v1/completions", content=b'{"prompt": "x\\ud800?"}',
+                       headers={"content-type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "prompt", r.text
+        r = httpx.post(url, json={"messages": [{"role": "user", "content": 5}]})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "messages.0.content", r.text
+        r = httpx.post(url, json={"messages": msgs, "max_tokens": 5, "max_completion_tokens": 100_000})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "max_completion_tokens", r.text
+        assert len(openai_stub.requests) == 1  # only the valid request reached a tier
+
+
 def test_cli_refuses_unsafe_binds(monkeypatch):
     from cascade_router.commands.serve import command
 

@@ -161,15 +161,15 @@ def build_prompt(
 _PREFIX = re.compile(
     r"^\s*(?:(?:the\s+)?(?:final\s+|short\s+)?(?:answer|response)\s*(?:is)?\s*[:\-–]|a\s*:)\s*", re.I
 )
-# The whole answer must be the abstention, optionally followed by punctuation and an
-# explanation ("unanswerable - the passage ...", "unknown because ..."): a title that merely
-# starts with such a word ("Unknown Pleasures", "None but the Brave") is an answer.
+# The whole answer must be the abstention, optionally followed by a sentence end and an
+# explanation ("Unanswerable. The passage ...", "unknown because ..."): a title that merely
+# starts with such a word ("Unknown Pleasures", "None (Seinfeld)", "Na (sodium)") is an answer.
 _ABSTAIN_RE = re.compile(
-    r"^(?:unanswerable|no answer|not answerable|cannot be answered|unknown|n/?a|none)"
-    r"(?:\s*$|\s*[.,;:!(\-–—]|\s+(?:because|since|as|based|from)\b)",
+    r"^(?:unanswerable|no answer|not answerable|cannot be answered|unknown|n/a|none|i do(?: not|n'?t) know)"
+    r"(?:\s*[.!;]?\s*$|\s*[.!;]\s+\S|\s+(?:because|since|as)\b)",
     re.I,
 )
-_QUOTES = "\"'“”‘’`«»"
+_QUOTES = "\"'“”‘’`«»*"  # and markdown emphasis
 
 
 def is_abstention(text: str) -> bool:
@@ -183,12 +183,13 @@ def clean_answer(text: str, allow_abstain: bool = False) -> str:
     """Reduce a raw completion to the answer string that gets scored.
 
     Steps, in order: keep the first non-empty line; drop a leading ``Answer:``-style prefix
-    (``Answer:``, ``A:``, ``The answer is:``); strip surrounding quotes and whitespace; drop a
-    trailing period (but keep it after a one-letter abbreviation such as ``U.S.``); and, where
-    ``allow_abstain`` is true (SQuAD v2), map an abstention (``unanswerable``, ``no answer``,
-    ``unknown``, ``N/A``, ``none``) to ``""``, the official no-answer prediction. The answer
-    must be the abstention itself, optionally followed by punctuation or ``because ...``; a
-    title that only starts with such a word (``Unknown Pleasures``) is kept.
+    (``Answer:``, ``A:``, ``The answer is:``); strip surrounding quotes, markdown ``*`` and
+    whitespace; drop a trailing period (but keep it after a one-letter abbreviation such as
+    ``U.S.``); and, where ``allow_abstain`` is true (SQuAD v2), map an abstention
+    (``unanswerable``, ``no answer``, ``unknown``, ``N/A``, ``none``, ``I don't know``) to
+    ``""``, the official no-answer prediction. The answer must be the abstention itself,
+    optionally followed by a sentence end or ``because ...``; a title that only starts with
+    such a word (``Unknown Pleasures``) is kept.
 
     Args:
         text: raw completion text, any length.

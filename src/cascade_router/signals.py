@@ -114,7 +114,9 @@ def context_support(gen: Generation, answer: str | None = None, context: str | N
     tokens (with repeats) found anywhere among the passage's tokens. An extractive answer the
     small model copied from the passage scores 1; an invented one scores low. This is the
     "answer grounded in the context" check used for extractive QA; on the stored SQuAD v1.1 and
-    HotpotQA runs it is the strongest single signal (see the README).
+    HotpotQA runs it is the strongest single signal (see the README). The official rule deletes
+    punctuation inside words, so ``Voss`` copied from ``Voss's`` scores 0; splitting on
+    non-word characters instead measured slightly worse on SQuAD v1.1 (APGR 0.646 vs 0.657).
 
     An empty answer (the model said nothing usable) has no support: 0. An abstention the task
     allows (SQuAD v2: the raw text says ``unanswerable`` and the cleaned answer is empty) is not

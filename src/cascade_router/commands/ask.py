@@ -35,7 +35,7 @@ def command(question, context, context_file, slm, llm, router, config_path, task
         fail("give --context or --context-file, not both")
     if context_file is not None:
         try:
-            context = Path(context_file).read_text()
+            context = Path(context_file).read_text(encoding="utf-8-sig")  # a BOM is not text
         except (OSError, UnicodeDecodeError) as e:
             fail(f"--context-file {context_file}: {e}")
     if context is not None and not context.strip():

@@ -27,7 +27,7 @@ def command(run_dir, router_spec, target_rate, target_gap, out_path):
     """Calibrate a router on RUN_DIR's stored generations (made by `cascade-router eval`)."""
     from ..evaluation.analysis import load_run, signal_rows
     from ..evaluation.curves import threshold_for_quality, threshold_for_rate
-    from ..evaluation.store import RunStore
+    from ..evaluation.store import RunStore, StoreError
 
     if (target_rate is None) == (target_gap is None):
         fail("give exactly one of --target-rate or --target-gap")
@@ -40,8 +40,12 @@ def command(run_dir, router_spec, target_rate, target_gap, out_path):
     ident, examples = open_run(run_dir)
     store = RunStore(rd)
     cfg = resolve_config(None, None, None, None)
-    run = load_run(examples, store, cfg.slm.price_or_default(), cfg.llm.price_or_default())
-    store.close()
+    try:
+        run = load_run(examples, store, cfg.slm.price_or_default(), cfg.llm.price_or_default())
+    except StoreError as e:
+        fail(str(e))
+    finally:
+        store.close()
     if run.n < 10:
         fail(f"{rd}: only {run.n} scored questions; calibrate on at least 10")
     rows = signal_rows(run)
@@ -57,17 +61,30 @@ def command(run_dir, router_spec, target_rate, target_gap, out_path):
         except ValueError as e:
             fail(str(e))
     scores = router.decision_function(rows)  # nan never escalates: nan_rank="last"
+    if len(np.unique(scores[np.isfinite(scores)])) < 2:
+        fail(f"router {router_spec} gives every question of this run the same decision score: "
+             "there is no threshold to calibrate")
+    target_f1 = None
     if target_rate is not None:
         t = threshold_for_rate(scores, target_rate, nan_rank="last")
     else:
         q_slm, q_llm = float(slm_q.mean()), float(llm_q.mean())
-        t = threshold_for_quality(scores, slm_q, llm_q, q_slm + target_gap * (q_llm - q_slm), nan_rank="last")
+        target_f1 = q_slm + target_gap * (q_llm - q_slm)
+        t = threshold_for_quality(scores, slm_q, llm_q, target_f1, nan_rank="last")
         if math.isnan(t):
             fail(f"no threshold recovers {100 * target_gap:.0f}% of the gap on this run")
     router = router.with_threshold(t)
     esc = router.predict(rows)  # what the saved router does (at -inf it still keeps nan scores)
     f1 = np.where(esc, llm_q, slm_q).mean()
-    router.save(out_path)
+    if target_f1 is not None and f1 < target_f1 - 1e-9:
+        # only at threshold -inf, where the curve escalates nan scores that the router never does
+        n_nan = int(np.isnan(scores).sum())
+        fail(f"no threshold recovers {100 * target_gap:.0f}% of the gap on this run "
+             f"({n_nan} questions have no decision score and never escalate)")
+    try:
+        router.save(out_path)
+    except OSError as e:
+        fail(f"--out {out_path}: {e.strerror or e}")
     click.echo(json.dumps(json_safe({"router": str(out_path), "kind": router.kind, "threshold": t,
                            "calibration_questions": run.n, "llm_call_rate": float(esc.mean()),
                            "f1": 100 * float(f1), "slm_f1": 100 * float(slm_q.mean()),

@@ -73,11 +73,13 @@ def _analyse_and_write(run_dir: Path, identity: dict, cfg: CascadeConfig, exampl
                        extra: dict | None = None, extra_routers: dict | None = None):
     from ..evaluation.analysis import analyse, load_run
     from ..evaluation.report import write_report
-    from ..evaluation.store import RunStore
+    from ..evaluation.store import RunStore, StoreError
 
     store = RunStore(run_dir)
     try:
         run = load_run(examples, store, cfg.slm.price_or_default(), cfg.llm.price_or_default())
+    except StoreError as e:
+        fail(str(e))
     finally:
         store.close()
     res = analyse(run, seed=seed, extra_routers=extra_routers)
@@ -162,9 +164,14 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
                           "wall_s": stats.wall_s, "model_s": stats.model_s}}
     run, res, paths = _analyse_and_write(run_dir, identity_out, cfg, examples, seed, extra, extra_routers)
     _print_summary(run, res, paths)
+    _fail_if_nothing_scored(run, run_dir)
+
+
+def _fail_if_nothing_scored(run, run_dir: Path) -> None:
+    """Exit 1 when no question has both tiers' generations (the report files are still written)."""
     if run.n == 0:
-        fail(f"no question could be scored (errors: slm {len(run.errors['slm'])}, llm {len(run.errors['llm'])}); "
-             f"see {run_dir / 'summary.json'}", code=1)
+        fail(f"no question could be scored (errors: slm {len(run.errors['slm'])}, llm {len(run.errors['llm'])}, "
+             f"not yet generated {run.missing}); see {run_dir / 'summary.json'}", code=1)
 
 
 @click.command("report")
@@ -183,3 +190,4 @@ def report_command(run_dir, config_path):
     run, res, paths = _analyse_and_write(rd, ident_out, cfg, examples, ident["seed"], {"last_run": prev.get("last_run")},
                                          extra_routers)
     _print_summary(run, res, paths)
+    _fail_if_nothing_scored(run, rd)

@@ -157,7 +157,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
         vals = [_f(p["exact"]), _f(p["f1"])]
         if v2:
             vals += [_f(p.get("HasAns_f1")), _f(p.get("NoAns_f1"))]
-        vals += [f"{100 * p['llm_call_rate']:.1f}%" if p["llm_call_rate"] is not None else "–",
+        rate = p["llm_call_rate"]
+        vals += [f"{100 * rate:.1f}%" if isinstance(rate, (int, float)) and rate == rate else "–",
                  _f(1000 * p["cost_per_question_usd"], 4) if p["cost_per_question_usd"] is not None else "–",
                  _f(p["latency_p50_s"], 2), _f(p["latency_p95_s"], 2)]
         L.append(f"| {name} | " + " | ".join(vals) + " |")

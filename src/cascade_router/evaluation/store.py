@@ -53,6 +53,10 @@ class StoredGeneration:
     error: str | None
 
 
+
+class StoreError(ValueError):
+    """A run database whose content cannot be read back (a damaged or hand-edited row)."""
+
 class RunStore:
     """SQLite store of one evaluation run (``RUN_DIR/generations.sqlite``).
 
@@ -142,11 +146,20 @@ class RunStore:
         return cur.rowcount == 1
 
     def rows(self) -> Iterator[StoredGeneration]:
-        """Every stored row, in insertion order."""
+        """Every stored row, in insertion order.
+
+        Raises:
+            StoreError: a row's stored generation is not a valid generation record (edited or
+                damaged database); the message names the database, the question and the tier.
+        """
         for qid, tier, ans, gen, err in self._db.execute(
             "SELECT qid, tier, answer, generation, error FROM generations ORDER BY rowid"
         ):
-            yield StoredGeneration(qid, tier, ans, Generation.from_dict(json.loads(gen)) if gen else None, err)
+            try:
+                g = Generation.from_dict(json.loads(gen)) if gen else None
+            except (ValueError, TypeError, KeyError, AttributeError) as e:
+                raise StoreError(f"{self.path}: the stored {tier} generation of question {qid!r} is damaged: {e}") from e
+            yield StoredGeneration(qid, tier, ans, g, err)
 
     def count(self) -> int:
         """Rows stored."""

@@ -95,7 +95,8 @@ class Router:
         """Per-signal reasons for one question (empty for routers that use no signal)."""
         return []
 
-    def fit(self, signals: SignalRows, y: Sequence[int] | None = None) -> "Router":
+    def fit(self, signals: SignalRows, y: Sequence[int] | None = None,
+            sample_weight: Sequence[float] | None = None) -> "Router":
         """No-op for routers that do not learn; returns self."""
         return self
 

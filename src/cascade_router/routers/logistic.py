@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -23,7 +24,8 @@ class LogisticRouter(Router):
     :meth:`fit` are 1 where escalating helps (e.g. LLM F1 > SLM F1 on a calibration question);
     :func:`gain_labels` builds them with cost-sensitive weights from both tiers' scores.
     Saved JSON holds the fitted medians, scaler and coefficients; a loaded router computes the
-    same probability ``sigmoid(w . z + b)`` from them with numpy.
+    same probability ``sigmoid(w . z + b)`` from them with numpy. A nan or infinite signal value
+    counts as missing and is imputed with the fitted median.
 
     Args:
         signals: names of the input signals (default: all of :data:`SIGNALS`).
@@ -34,6 +36,8 @@ class LogisticRouter(Router):
     kind = "logistic"
 
     def __init__(self, signals: Sequence[str] | None = None, C: float = 1.0, threshold: float = 0.5) -> None:
+        if isinstance(signals, str):
+            raise ValueError(f"signals must be a list of signal names, got the string {signals!r}")
         if signals is not None and len(signals) == 0:
             raise ValueError("signals must name at least one signal (or be None for all)")
         if not float(C) > 0:
@@ -44,13 +48,17 @@ class LogisticRouter(Router):
             raise ValueError(f"unknown signals {unknown}; valid: {', '.join(SIGNALS)}")
         self.C = float(C)
         self.threshold = float(threshold)
+        if math.isnan(self.threshold):
+            raise ValueError("threshold must be a probability (or +-inf), not nan")
         self._state: dict[str, Any] | None = None
 
     def get_params(self) -> dict[str, Any]:
         return {"signals": list(self.signals), "C": self.C, "threshold": self.threshold}
 
     def _matrix(self, rows: SignalRows) -> np.ndarray:
-        return np.column_stack([column(rows, s) for s in self.signals])
+        """Signals as columns, shape ``(n, len(signals))``; an infinite value counts as missing."""
+        X = np.column_stack([column(rows, s) for s in self.signals])
+        return np.where(np.isfinite(X), X, np.nan)
 
     def fit(self, signals: SignalRows, y: Sequence[int] | None = None,
             sample_weight: Sequence[float] | None = None) -> "LogisticRouter":
@@ -63,13 +71,19 @@ class LogisticRouter(Router):
                 ``sample_weight``); rows of weight 0 do not count.
 
         Raises:
-            ValueError: ``y`` missing, wrong length, or a single class (among rows of positive
-                weight); ``sample_weight`` of the wrong length, negative or not finite.
+            ValueError: ``y`` missing, wrong length, not 1-D, not 0/1, or a single class (among
+                rows of positive weight); ``sample_weight`` of the wrong length, negative or not
+                finite.
         """
         rows = as_rows(signals)
         if y is None or len(y) != len(rows):
             raise ValueError(f"fit needs y with one label per row ({len(rows)})")
-        y = np.asarray(y, dtype=int)
+        y_raw = np.asarray(y)
+        if y_raw.ndim != 1:
+            raise ValueError(f"y must be 1-D with one 0/1 label per row, got shape {y_raw.shape}")
+        if not np.all(np.isin(y_raw, (0, 1))):  # also rejects nan and 0.9-style floats
+            raise ValueError("y must hold only 0/1 (or bool) labels: 1 where escalating helps")
+        y = y_raw.astype(int)
         w = None
         if sample_weight is not None:
             w = np.asarray(sample_weight, dtype=float)

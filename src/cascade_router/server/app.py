@@ -131,6 +131,13 @@ def load_api_keys(env_name: str) -> tuple[str, ...]:
     return keys
 
 
+def _is_type_label(part) -> bool:
+    """True for the union-member labels pydantic adds to an error's location (``str``,
+    ``list[ContentPart]``, ``function-after[...]``): not request fields, left out of ``param``."""
+    return isinstance(part, str) and (part in ("str", "int", "float", "bool", "list", "dict", "none")
+                                      or "[" in part or part.startswith(("function-", "is-instance")))
+
+
 def error_body(message: str, type_: str = "invalid_request_error", param: str | None = None,
                code: str | None = None) -> dict:
     """OpenAI's error object ``{"error": {"message", "type", "param", "code"}}``."""
@@ -272,14 +279,15 @@ class _State:
             return "llm"
         return None
 
-    def budget(self, requested: int | None) -> int:
-        """The per-tier answer budget in tokens. Raises RequestError over the cap."""
+    def budget(self, requested: int | None, param: str = "max_tokens") -> int:
+        """The per-tier answer budget in tokens. Raises RequestError (naming ``param``, the
+        request field it came from) over the cap."""
         cap = self.settings.max_tokens_cap
         if requested is None:
             return int(getattr(self.cascade, "max_tokens", 24))
         if requested > cap:
-            raise RequestError(f"max_tokens={requested} exceeds this server's cap of {cap}",
-                               param="max_tokens", code="max_tokens_exceeded")
+            raise RequestError(f"{param}={requested} exceeds this server's cap of {cap}",
+                               param=param, code="max_tokens_exceeded")
         return int(requested)
 
     def _answer_sync(self, q: Query, force: str | None, max_tokens: int) -> CascadeResult:
@@ -438,7 +446,7 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errs = exc.errors()
         e = errs[0] if errs else {}
-        loc = [str(p) for p in e.get("loc", ()) if p != "body"]
+        loc = [str(p) for p in e.get("loc", ()) if p != "body" and not _is_type_label(p)]
         if e.get("type") == "json_invalid":
             ctx = (e.get("ctx") or {}).get("error", "")
             return error_response(400, f"request body is not valid JSON: {ctx}".rstrip(": "), code="invalid_json")
@@ -487,7 +495,10 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
         """OpenAI chat completions through the cascade (see module docstring)."""
         try:
             q = query_from_chat(req)
-            max_tokens = state.budget(req.max_completion_tokens or req.max_tokens)
+            if req.max_completion_tokens is not None:
+                max_tokens = state.budget(req.max_completion_tokens, "max_completion_tokens")
+            else:
+                max_tokens = state.budget(req.max_tokens)
         except RequestError as e:
             return _bad(e)
         res, meta = await _routed(q, req.model, max_tokens, "chatcmpl")

@@ -2,7 +2,8 @@
 
 Only the fields the cascade uses are declared; every other OpenAI field (``temperature``,
 ``top_p``, ``user``, ...) is accepted and ignored (decoding is always greedy). Declared numbers and flags
-are strict: ``"stream": "yes"`` or ``"max_tokens": "10"`` is a 400, not coerced.
+are strict: ``"stream": "yes"`` or ``"max_tokens": "10"`` is a 400, not coerced; ``null`` means
+the default, as in OpenAI's API.
 
 Passage convention (how a question and its passage are read from a request):
 
@@ -58,16 +59,16 @@ class StreamOptions(BaseModel):
     """``stream_options``: ``include_usage`` adds a final chunk with ``usage`` and no choices."""
 
     model_config = ConfigDict(extra="allow")
-    include_usage: StrictBool = False
+    include_usage: StrictBool | None = False
 
 
 class _Common(BaseModel):
     model_config = ConfigDict(extra="allow")
     model: str | None = None
     max_tokens: StrictInt | None = Field(None, ge=1, description="answer budget per tier, tokens")
-    stream: StrictBool = False
+    stream: StrictBool | None = False
     stream_options: StreamOptions | None = None
-    n: StrictInt = Field(1, ge=1, le=1, description="only one choice is supported")
+    n: StrictInt | None = Field(1, ge=1, le=1, description="only one choice is supported")
     task: Task | None = Field(None, description="cascade extension: the prompt task")
 
 
@@ -110,17 +111,27 @@ _QUESTION_RE = re.compile(r"(?im)^[ \t]*question[ \t]*:[ \t]*")
 _LABEL_RE = re.compile(r"(?is)^\s*(passage|context|paragraphs?|document)\s*:\s*")
 
 
+def _checked(text: str, param: str) -> str:
+    """``text`` if it is valid Unicode text (JSON can carry lone UTF-16 surrogates, which no
+    model or UTF-8 encoder accepts); else RequestError naming ``param``."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise RequestError(f"text is not valid Unicode (a lone surrogate at character {e.start})", param=param) from None
+    return text
+
+
 def _text(content: str | list[ContentPart] | None, param: str) -> str:
     if content is None:
         return ""
     if isinstance(content, str):
-        return content
+        return _checked(content, param)
     parts = []
     for p in content:
         if p.type != "text":
             raise RequestError(f"only text content is supported, got a {p.type!r} part", param=param)
         parts.append(p.text or "")
-    return "\n".join(parts)
+    return _checked("\n".join(parts), param)
 
 
 def _strip_label(text: str) -> tuple[str, str | None]:
@@ -156,7 +167,8 @@ def query_from_chat(req: ChatCompletionRequest) -> Query:
     """The question, passage and task of a chat request (see the module docstring).
 
     Raises:
-        RequestError: no user message, empty question, or non-text content.
+        RequestError: no user message, empty question, non-text content, or text that is not
+            valid Unicode.
     """
     users = [i for i, m in enumerate(req.messages) if m.role == "user"]
     if not users:
@@ -181,14 +193,15 @@ def query_from_prompt(req: CompletionRequest) -> Query:
     """The question, passage and task of a completions request.
 
     Raises:
-        RequestError: a list prompt not holding exactly one string, or an empty question.
+        RequestError: a list prompt not holding exactly one string, an empty question, or text
+            that is not valid Unicode.
     """
     prompt = req.prompt
     if isinstance(prompt, list):
         if len(prompt) != 1:
             raise RequestError("prompt must be a string or a list of exactly one string", param="prompt")
         prompt = prompt[0]
-    question, passage, label = split_question(prompt)
+    question, passage, label = split_question(_checked(prompt, "prompt"))
     if not question:
         raise RequestError("the question (prompt) is empty", param="prompt")
     return Query(question, passage, req.task or _task_for(label, passage))
