@@ -12,7 +12,7 @@ import numpy as np
 
 from ..routers import LogisticRouter, gain_labels, get_router
 from ..routers.base import json_safe
-from .common import fail, open_run, resolve_config
+from .common import fail, load_scored_run, open_run, resolve_config
 
 
 @click.command()
@@ -25,9 +25,8 @@ from .common import fail, open_run, resolve_config
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Where to write the router JSON.")
 def command(run_dir, router_spec, target_rate, target_gap, out_path):
     """Calibrate a router on RUN_DIR's stored generations (made by `cascade-router eval`)."""
-    from ..evaluation.analysis import load_run, signal_rows
+    from ..evaluation.analysis import signal_rows
     from ..evaluation.curves import threshold_for_quality, threshold_for_rate
-    from ..evaluation.store import RunStore, StoreError
 
     if (target_rate is None) == (target_gap is None):
         fail("give exactly one of --target-rate or --target-gap")
@@ -38,14 +37,7 @@ def command(run_dir, router_spec, target_rate, target_gap, out_path):
         fail(f"--out {out_path}: its directory does not exist")
     rd = Path(run_dir)
     ident, examples = open_run(run_dir)
-    store = RunStore(rd)
-    cfg = resolve_config(None, None, None, None)
-    try:
-        run = load_run(examples, store, cfg.slm.price_or_default(), cfg.llm.price_or_default())
-    except StoreError as e:
-        fail(str(e))
-    finally:
-        store.close()
+    run = load_scored_run(rd, examples, resolve_config(None, None, None, None))
     if run.n < 10:
         fail(f"{rd}: only {run.n} scored questions; calibrate on at least 10")
     rows = signal_rows(run)

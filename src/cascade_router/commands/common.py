@@ -83,3 +83,21 @@ def open_run(run_dir: str) -> tuple[dict, list]:
     except DatasetError as e:
         fail(f"{rd}: cannot rebuild the run's questions: {e}")
     return ident, examples
+
+
+def load_scored_run(run_dir, examples: list, cfg):
+    """The run's stored generations joined with its questions and scored
+    (:func:`cascade_router.evaluation.analysis.load_run`, prices from ``cfg``).
+
+    Exits 2 with the message of a damaged stored row (:class:`StoreError`).
+    """
+    from ..evaluation.analysis import load_run
+    from ..evaluation.store import RunStore, StoreError
+
+    store = RunStore(run_dir)
+    try:
+        return load_run(examples, store, cfg.slm.price_or_default(), cfg.llm.price_or_default())
+    except StoreError as e:
+        fail(str(e))
+    finally:
+        store.close()

@@ -18,7 +18,7 @@ from ..datasets import DATASETS, DatasetError, load_dataset, sample
 from ..models.registry import ModelNotAvailable
 from ..prompts import DATASET_TASK
 from ..routers import get_router
-from .common import check_specs, fail, open_run, resolve_config
+from .common import check_specs, fail, load_scored_run, open_run, resolve_config
 
 DEFAULT_LIMIT = 200
 
@@ -71,17 +71,10 @@ def _identity(cfg: CascadeConfig, dataset: str, data: str | None, limit: int | N
 
 def _analyse_and_write(run_dir: Path, identity: dict, cfg: CascadeConfig, examples, seed: int,
                        extra: dict | None = None, extra_routers: dict | None = None):
-    from ..evaluation.analysis import analyse, load_run
+    from ..evaluation.analysis import analyse
     from ..evaluation.report import write_report
-    from ..evaluation.store import RunStore, StoreError
 
-    store = RunStore(run_dir)
-    try:
-        run = load_run(examples, store, cfg.slm.price_or_default(), cfg.llm.price_or_default())
-    except StoreError as e:
-        fail(str(e))
-    finally:
-        store.close()
+    run = load_scored_run(run_dir, examples, cfg)
     res = analyse(run, seed=seed, extra_routers=extra_routers)
     extra = dict(extra or {}, extra_routers=sorted(extra_routers or {}))
     paths = write_report(run_dir, identity, run, res, extra)
