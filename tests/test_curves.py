@@ -293,7 +293,6 @@ def test_larger_random_case_matches_brute_force():
         assert cascade_quality(slm, llm, mask) == pytest.approx(q)
     o = oracle_curve(slm, llm)
     r = random_curve(slm, llm)
-    q_slm, q_llm = slm.mean(), llm.mean()
     # the oracle upper-bounds the router wherever both have a point
     k = np.rint(c.call_rate * n).astype(int)
     assert np.all(o.quality[k] >= c.quality - 1e-12)
