@@ -47,7 +47,7 @@ def test_empty_context(c, tmp_path):
     f = tmp_path / "passage.txt"
     f.write_text(c)
     assert_one_line_error(run("ask", "-q", "Who?", "--context-file", str(f)), 2, "is empty")
-    f.write_text("\ufeff" + c)  # a UTF-8 byte-order mark alone is not a passage
+    f.write_text("\ufeff\u200b" + c + "\x00")  # byte-order mark, zero-width space, NUL: nothing visible
     assert_one_line_error(run("ask", "-q", "Who?", "--context-file", str(f)), 2, "is empty")
 
 

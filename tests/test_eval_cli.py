@@ -144,6 +144,11 @@ def test_calibrate_refuses_routers_without_a_threshold_to_choose(tmp_path):
         err = _one_line_error(_cli("calibrate", rd, "--router", router, "--target-rate", "0.5", "--out", out))
         assert "same decision score" in err and router in err
     assert not out.exists()
+    (tmp_path / "nan").mkdir()
+    rd2, _ = _constructed_run(tmp_path / "nan", wrong_without_logprobs=True)
+    # one finite value + nan: a real split (escalate every scored question, keep the nan ones)
+    ok = _cli("calibrate", rd2, "--router", "signal:mean_logprob:-0.5", "--target-rate", "1", "--out", out)
+    assert ok.exit_code == 0, ok.output
 
 
 def test_calibrate_target_gap_unreachable_when_scores_are_nan(tmp_path):
@@ -172,6 +177,16 @@ def test_calibrate_unwritable_out_and_damaged_run(tmp_path):
     for args in (("report", rd), ("calibrate", rd, "--target-rate", "0.3", "--out", tmp_path / "r.json")):
         err = _one_line_error(_cli(*args))
         assert "damaged" in err and "'q3'" in err and "llm" in err
+    # well-formed JSON with a wrong-typed field, and a row holding neither generation nor error
+    for sql, needle in (("UPDATE generations SET generation = '{\"text\": \"a\", \"logprobs\": \"abc\"}' "
+                         "WHERE qid = 'q3' AND tier = 'llm'", "'logprobs'"),
+                        ("UPDATE generations SET generation = NULL WHERE qid = 'q3' AND tier = 'llm'", "neither")):
+        db = sqlite3.connect(rd / DB_NAME)
+        with db:
+            db.execute(sql)
+        db.close()
+        err = _one_line_error(_cli("report", rd))
+        assert "damaged" in err and needle in err
 
 
 def test_report_with_nothing_scored_exits_1_without_nan(tmp_path):

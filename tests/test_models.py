@@ -373,6 +373,30 @@ def test_generation_dict_roundtrip(paris):
     assert Generation.from_dict({"text": "x", "unknown_field": 1}).text == "x"
 
 
+@pytest.mark.parametrize(
+    "d, field",
+    [
+        ([1, 2], "JSON object"),
+        ({"tokens": []}, "'text'"),
+        ({"text": 5}, "'text'"),
+        ({"text": "a", "logprobs": "abc"}, "'logprobs'"),
+        ({"text": "a", "logprobs": ["a", "b"]}, "'logprobs'"),
+        ({"text": "a", "tokens": 5}, "'tokens'"),
+        ({"text": "a", "tokens": "ab"}, "'tokens'"),
+        ({"text": "a", "top_logprobs": [[{"token": "a", "logprob": "zz"}]]}, "'top_logprobs'"),
+        ({"text": "a", "prompt_tokens": "many"}, "'prompt_tokens'"),
+        ({"text": "a", "completion_tokens": None}, "'completion_tokens'"),
+        ({"text": "a", "completion_tokens": True}, "'completion_tokens'"),
+        ({"text": "a", "latency_s": "fast"}, "'latency_s'"),
+        ({"text": "a", "cached_prompt_tokens": "x"}, "'cached_prompt_tokens'"),
+        ({"text": "a", "tokens": ["a"], "logprobs": [-0.1, -0.2]}, "2 logprobs for 1 tokens"),
+    ],
+)
+def test_generation_from_dict_names_the_bad_field(d, field):
+    with pytest.raises(ValueError, match=field):
+        Generation.from_dict(d)
+
+
 def test_prompt_needs_exactly_one_form():
     with pytest.raises(ValueError):
         Prompt()

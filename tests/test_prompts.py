@@ -124,7 +124,11 @@ def test_clean_answer(raw, expected):
 @pytest.mark.parametrize("raw", ["unanswerable", "Unanswerable.", "Answer: unanswerable", "No answer",
                                  "N/A", "n/a", "none", "Unknown", '"unanswerable"',
                                  "Unanswerable. The passage does not say", "No answer because the passage is silent",
-                                 "**unanswerable**", "*Unanswerable*", "I don't know", "Unknown!"])
+                                 "**unanswerable**", "*Unanswerable*", "I don't know", "Unknown!",
+                                 "I don’t know", "Unanswerable: the passage does not say",
+                                 "Unanswerable - the passage does not mention it", "Unanswerable (not stated)",
+                                 "UNANSWERABLE!!", "unanswerable?", "**Unanswerable**: not in the passage",
+                                 "Unknown. It is not stated", "None because it is not given"])
 def test_abstention_maps_to_empty_only_when_allowed(raw):
     assert clean_answer(raw, allow_abstain=True) == ""
     assert clean_answer(raw) != ""
@@ -133,7 +137,8 @@ def test_abstention_maps_to_empty_only_when_allowed(raw):
 @pytest.mark.parametrize("raw", ["Paris", "Nonesuch Records", "Nantes", "Unanswered Prayers",
                                  "Unknown Pleasures", "None but the Brave", "NA Division", "NA", "Na (sodium)",
                                  "None (Seinfeld episode)", "Unknown (1988 film)", "Unknown: the movie",
-                                 "None, Inc", "Unknown Soldier"])
+                                 "None, Inc", "Unknown Soldier", "None since 1990",
+                                 "No Answer (album)"])
 def test_non_abstentions_are_kept_with_allow_abstain(raw):
     assert clean_answer(raw, allow_abstain=True) == raw
 

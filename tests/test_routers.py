@@ -16,6 +16,7 @@ from cascade_router.routers import (
     AlwaysLLM,
     AlwaysSLM,
     LogisticRouter,
+    router_from_dict,
     gain_labels,
     RandomRouter,
     SignalRouter,
@@ -280,8 +281,16 @@ def test_logistic_rejects_bad_labels_and_params():
     assert LogisticRouter(signals=names).fit(rows, y.astype(bool)).predict(rows).tolist() == y.astype(bool).tolist()
     with pytest.raises(ValueError, match="not nan"):
         LogisticRouter(threshold=float("nan"))
-    with pytest.raises(ValueError, match="list of signal names"):
-        LogisticRouter(signals="mean_logprob")
+    for bad in ("mean_logprob", {"mean_logprob", "mean_entropy"}, b"x"):
+        with pytest.raises(ValueError, match="list of signal names"):
+            LogisticRouter(signals=bad)
+    with pytest.raises(ValueError, match="repeat"):
+        LogisticRouter(signals=["mean_logprob", "mean_logprob"])
+    d = LogisticRouter(signals=names).fit(rows, y).to_dict()
+    for key, val in (("scale", [0.0, 1.0]), ("coef", [float("inf"), 1.0]), ("intercept", float("nan"))):
+        bad = {**d, "state": {**d["state"], key: val}}
+        with pytest.raises(ValueError, match="logistic state"):
+            router_from_dict(bad)
 
 
 def test_logistic_treats_infinite_signals_as_missing():

@@ -161,12 +161,14 @@ def build_prompt(
 _PREFIX = re.compile(
     r"^\s*(?:(?:the\s+)?(?:final\s+|short\s+)?(?:answer|response)\s*(?:is)?\s*[:\-–]|a\s*:)\s*", re.I
 )
-# The whole answer must be the abstention, optionally followed by a sentence end and an
-# explanation ("Unanswerable. The passage ...", "unknown because ..."): a title that merely
-# starts with such a word ("Unknown Pleasures", "None (Seinfeld)", "Na (sodium)") is an answer.
+# Words that only ever abstain ("unanswerable") count whatever follows them ("Unanswerable: the
+# passage ...", "UNANSWERABLE!!"). Words that can start a title ("Unknown Pleasures", "None (Seinfeld)",
+# "No Answer" by ELO) count only as the whole answer, optionally followed by a sentence end and an
+# explanation ("Unknown. The passage ...") or "because ...".
 _ABSTAIN_RE = re.compile(
-    r"^(?:unanswerable|no answer|not answerable|cannot be answered|unknown|n/a|none|i do(?: not|n'?t) know)"
-    r"(?:\s*[.!;]?\s*$|\s*[.!;]\s+\S|\s+(?:because|since|as)\b)",
+    r"^(?:(?:unanswerable|not answerable|cannot be answered|can't be answered)\b"
+    r"|(?:no answer|unknown|n/a|none|i do(?: not|n['’]?t) know)"
+    r"(?:\s*[.!?;]*\s*$|\s*[.!?;]+\s+\S|\s+because\b))",
     re.I,
 )
 _QUOTES = "\"'“”‘’`«»*"  # and markdown emphasis

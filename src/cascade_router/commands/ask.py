@@ -15,6 +15,10 @@ from ..routers.base import json_safe
 from .common import check_specs, fail, resolve_config
 
 
+#: Characters that show nothing: a byte-order mark, zero-width spaces/joiners, NUL.
+_INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060\x00"
+
+
 @click.command()
 @click.option("--question", "-q", required=True, help="The question.")
 @click.option("--context", "-c", default=None, help="The passage, as text.")
@@ -38,7 +42,7 @@ def command(question, context, context_file, slm, llm, router, config_path, task
             context = Path(context_file).read_text(encoding="utf-8-sig")  # a BOM is not text
         except (OSError, UnicodeDecodeError) as e:
             fail(f"--context-file {context_file}: {e}")
-    if context is not None and not context.strip():
+    if context is not None and not context.translate(dict.fromkeys(map(ord, _INVISIBLE))).strip():
         fail(f"--context-file {context_file} is empty" if context_file is not None else
              "--context is empty (leave it out to ask without a passage)")
     check_specs(slm, llm)

@@ -53,7 +53,11 @@ def command(run_dir, router_spec, target_rate, target_gap, out_path):
         except ValueError as e:
             fail(str(e))
     scores = router.decision_function(rows)  # nan never escalates: nan_rank="last"
-    if len(np.unique(scores[np.isfinite(scores)])) < 2:
+    nan = np.isnan(scores)
+    if nan.all():
+        fail(f"router {router_spec} has no decision score (nan) for any question of this run: "
+             "there is no threshold to calibrate")
+    if np.unique(scores[~nan]).size + int(nan.any()) < 2:  # one group: nothing to separate
         fail(f"router {router_spec} gives every question of this run the same decision score: "
              "there is no threshold to calibrate")
     target_f1 = None

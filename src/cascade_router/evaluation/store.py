@@ -156,7 +156,9 @@ class RunStore:
             "SELECT qid, tier, answer, generation, error FROM generations ORDER BY rowid"
         ):
             try:
-                g = Generation.from_dict(json.loads(gen)) if gen else None
+                if gen is None and err is None:
+                    raise ValueError("neither a generation nor an error is stored")
+                g = Generation.from_dict(json.loads(gen)) if gen is not None else None
             except (ValueError, TypeError, KeyError, AttributeError) as e:
                 raise StoreError(f"{self.path}: the stored {tier} generation of question {qid!r} is damaged: {e}") from e
             yield StoredGeneration(qid, tier, ans, g, err)

@@ -36,8 +36,10 @@ class LogisticRouter(Router):
     kind = "logistic"
 
     def __init__(self, signals: Sequence[str] | None = None, C: float = 1.0, threshold: float = 0.5) -> None:
-        if isinstance(signals, str):
-            raise ValueError(f"signals must be a list of signal names, got the string {signals!r}")
+        if signals is not None and not isinstance(signals, (list, tuple)):
+            raise ValueError(f"signals must be a list of signal names, got {type(signals).__name__} {signals!r:.60}")
+        if signals is not None and len(set(signals)) != len(signals):
+            raise ValueError(f"signals must not repeat a name, got {list(signals)}")
         if signals is not None and len(signals) == 0:
             raise ValueError("signals must name at least one signal (or be None for all)")
         if not float(C) > 0:
@@ -143,6 +145,10 @@ class LogisticRouter(Router):
         if bad:
             raise ValueError(f"logistic state arrays {bad} must have one value per signal ({len(self.signals)})")
         st["intercept"] = float(state["intercept"])
+        if not all(math.isfinite(v) for k in keys for v in st[k]) or not math.isfinite(st["intercept"]):
+            raise ValueError("logistic state values must be finite numbers")
+        if any(v <= 0 for v in st["scale"]):
+            raise ValueError("logistic state 'scale' values must be > 0")
         self._state = st
 
 
