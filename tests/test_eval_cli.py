@@ -189,6 +189,17 @@ def test_calibrate_unwritable_out_and_damaged_run(tmp_path):
         assert "damaged" in err and needle in err
 
 
+@pytest.mark.parametrize("key, value", [("seed", '"x"'), ("data", "5"), ("limit", '"all"'), ("seed", "{bad")])
+def test_damaged_run_identity_is_a_one_line_error(tmp_path, key, value):
+    rd, _ = _constructed_run(tmp_path, n=4)
+    db = sqlite3.connect(rd / DB_NAME)
+    with db:
+        db.execute("UPDATE meta SET value = ? WHERE key = ?", (value, key))
+    db.close()
+    for args in (("report", rd), ("calibrate", rd, "--target-rate", "0.3", "--out", tmp_path / "r.json")):
+        assert "run identity is damaged" in _one_line_error(_cli(*args))
+
+
 def test_report_with_nothing_scored_exits_1_without_nan(tmp_path):
     rd, _ = _constructed_run(tmp_path, n=4)
     db = sqlite3.connect(rd / DB_NAME)

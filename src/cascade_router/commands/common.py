@@ -75,8 +75,15 @@ def open_run(run_dir: str) -> tuple[dict, list]:
         store.close()
     except sqlite3.DatabaseError as e:
         fail(f"{rd / DB_NAME}: not a usable run database: {e}")
+    except ValueError as e:  # a meta value that is not JSON
+        fail(f"{rd / DB_NAME}: the run identity is damaged: {e}")
     if not all(k in ident for k in ("dataset", "data", "limit", "seed")):
         fail(f"{rd}: the run has no recorded identity (dataset, data, limit, seed)")
+    bad = [k for k, ok in (("dataset", isinstance(ident["dataset"], str)), ("data", isinstance(ident["data"], str)),
+                           ("limit", ident["limit"] is None or _is_int(ident["limit"])), ("seed", _is_int(ident["seed"])))
+           if not ok]
+    if bad:
+        fail(f"{rd / DB_NAME}: the run identity is damaged: wrong type for {', '.join(bad)}")
     try:
         data = None if ident["data"] == "bundled" else ident["data"]
         examples = sample(load_dataset(ident["dataset"], data), ident["limit"], seed=ident["seed"])
@@ -101,3 +108,7 @@ def load_scored_run(run_dir, examples: list, cfg):
         fail(str(e))
     finally:
         store.close()
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
