@@ -13,24 +13,16 @@ from .common import check_specs, fail, resolve_config
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    """Bind ``host:port`` (port 0 picks a free one) before any model is loaded.
+    """The bound socket uvicorn will serve on (so the banner shows the real port, also for
+    ``--port 0``), before any model is loaded; fail() (exit 2) when it cannot be had."""
+    from ..server.runner import bind_socket
 
-    Returns the bound socket, which uvicorn then serves on, so the banner can print the real
-    port. Calls fail() (exit 2) when the host does not resolve or the address cannot be bound.
-    """
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return bind_socket(host, port)
     except socket.gaierror as e:
         fail(f"--host {host}: cannot resolve: {e}")
-    family, _, _, _, addr = infos[0]
-    s = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(addr)
     except OSError as e:
-        s.close()
         fail(f"cannot bind {host}:{port}: {e.strerror or e}")
-    return s
 
 
 @click.command()
@@ -85,7 +77,7 @@ def command(config_path, slm, llm, router, threads, host, port, api_key_env, max
     sock = _bind(host, port)
     from ..config import build_cascade
 
-    try:
+    with sock:
         try:
             cascade = build_cascade(cfg)
         except (ModelNotAvailable, ModelError, FileNotFoundError, ValueError) as e:
@@ -97,13 +89,9 @@ def command(config_path, slm, llm, router, threads, host, port, api_key_env, max
             import uvicorn
 
             shown = f"[{host}]" if ":" in host else host
-            rname = cfg.router_label
-            click.echo(f"cascade-router: slm={cascade.slm.model_id} llm={cascade.llm.model_id} router={rname} "
-                       f"on_llm_error={cfg.on_llm_error} auth={'on' if keys else 'off'}; "
+            click.echo(f"cascade-router: slm={cascade.slm.model_id} llm={cascade.llm.model_id} "
+                       f"router={cfg.router_label} on_llm_error={cfg.on_llm_error} auth={'on' if keys else 'off'}; "
                        f"OpenAI base URL http://{shown}:{sock.getsockname()[1]}/v1", err=True)
-            config = uvicorn.Config(app, log_level=log_level, lifespan="off")
-            uvicorn.Server(config).run(sockets=[sock])
+            uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="off")).run(sockets=[sock])
         finally:
             cascade.close()
-    finally:
-        sock.close()

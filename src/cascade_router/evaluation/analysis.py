@@ -143,8 +143,8 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5, extra_rout
         ``points``: fixed routings on all scored questions: always-slm, always-llm, random (50%),
             oracle (escalate iff the LLM's F1 is higher), seed-v1/v2/v3 as they are.
         ``curves``: on the test split, for each scored router (each single signal, the presets
-            swept by scaling their thresholds, logistic regression fitted on the calibration (cost-sensitive, :func:`gain_labels`)
-            split, random, oracle): APGR, CPT(50/80/95%), AUC (F1 vs LLM-call rate, RouteLLM
+            swept by scaling their thresholds, logistic regression fitted cost-sensitively on
+            the calibration split (:func:`gain_labels`), random, oracle): APGR, CPT(50/80/95%), AUC (F1 vs LLM-call rate, RouteLLM
             definitions), and for each target LLM-call rate a threshold chosen on the
             calibration split with the call rate and F1 it gives on the test split.
         ``curve_objects``: the :class:`Curve` objects and their cost arrays (for plotting).

@@ -151,11 +151,11 @@ def _qualities(slm_q, llm_q) -> tuple[np.ndarray, np.ndarray]:
     return slm, llm
 
 
-def _scores(score, n: int | None = None) -> np.ndarray:
+def _scores(score, n: int | None = None, allow_neginf: bool = False) -> np.ndarray:
     s = _as_1d(score, "score")
     if n is not None and s.shape != (n,):
         raise ValueError(f"score must have shape ({n},) like slm_q/llm_q, got {s.shape}")
-    if np.any(s == -np.inf):
+    if not allow_neginf and np.any(s == -np.inf):
         raise ValueError("score must not contain -inf (no threshold could escalate it)")
     return s
 
@@ -178,12 +178,7 @@ def _check_nan_rank(nan_rank: str) -> str:
 
 def _scores_for(score, nan_rank: str, n: int | None = None) -> np.ndarray:
     """Validated scores; -inf is allowed only where it ties with NaN (``nan_rank="last"``)."""
-    if _check_nan_rank(nan_rank) == "first":
-        return _scores(score, n)
-    s = _as_1d(score, "score")
-    if n is not None and s.shape != (n,):
-        raise ValueError(f"score must have shape ({n},) like slm_q/llm_q, got {s.shape}")
-    return s
+    return _scores(score, n, allow_neginf=_check_nan_rank(nan_rank) == "last")
 
 
 def _rank_key(score: np.ndarray, nan_rank: str = "first") -> np.ndarray:

@@ -27,6 +27,13 @@ def _clean(x: Any) -> Any:
     return x
 
 
+def _pct(x: Any) -> str:
+    """A fraction as a percentage with one decimal; "–" for None/nan/non-numbers."""
+    if not isinstance(x, (int, float)) or x != x:
+        return "–"
+    return f"{100 * x:.1f}%"
+
+
 def _f(x: Any, nd: int = 1) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
@@ -157,8 +164,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         vals = [_f(p["exact"]), _f(p["f1"])]
         if v2:
             vals += [_f(p.get("HasAns_f1")), _f(p.get("NoAns_f1"))]
-        rate = p["llm_call_rate"]
-        vals += [f"{100 * rate:.1f}%" if isinstance(rate, (int, float)) and rate == rate else "–",
+        vals += [_pct(p["llm_call_rate"]),
                  _f(1000 * p["cost_per_question_usd"], 4) if p["cost_per_question_usd"] is not None else "–",
                  _f(p["latency_p50_s"], 2), _f(p["latency_p95_s"], 2)]
         L.append(f"| {name} | " + " | ".join(vals) + " |")
@@ -175,10 +181,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
         L.append("| router | APGR | CPT(50%) | CPT(80%) | CPT(95%) | AUC | @30%: calls, F1 | @50%: calls, F1 |")
         L.append("|---|---|---|---|---|---|---|---|")
         for name, c in summary["curves"].items():
-            def pct(x):
-                return "–" if x is None or x != x else f"{100 * x:.1f}%"
             t30, t50 = c.get("target30"), c.get("target50")
-            at = lambda t: "–" if not t else f"{pct(t['llm_call_rate'])}, {_f(t['f1'])}"  # noqa: E731
-            L.append(f"| {name} | {_f(c.get('apgr'), 3)} | {pct(c.get('cpt50'))} | {pct(c.get('cpt80'))} | {pct(c.get('cpt95'))} | {_f(c.get('auc'), 3)} | {at(t30)} | {at(t50)} |")
+            at = lambda t: "–" if not t else f"{_pct(t['llm_call_rate'])}, {_f(t['f1'])}"  # noqa: E731
+            L.append(f"| {name} | {_f(c.get('apgr'), 3)} | {_pct(c.get('cpt50'))} | {_pct(c.get('cpt80'))} | {_pct(c.get('cpt95'))} | {_f(c.get('auc'), 3)} | {at(t30)} | {at(t50)} |")
         L += ["", "![F1 against LLM-call rate](curve.png)"]
     return "\n".join(L) + "\n"

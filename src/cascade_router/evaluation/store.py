@@ -53,9 +53,9 @@ class StoredGeneration:
     error: str | None
 
 
-
 class StoreError(ValueError):
     """A run database whose content cannot be read back (a damaged or hand-edited row)."""
+
 
 class RunStore:
     """SQLite store of one evaluation run (``RUN_DIR/generations.sqlite``).
@@ -158,8 +158,8 @@ class RunStore:
             try:
                 if gen is None and err is None:
                     raise ValueError("neither a generation nor an error is stored")
-                g = Generation.from_dict(json.loads(gen)) if gen is not None else None
-            except (ValueError, TypeError, KeyError, AttributeError) as e:
+                g = Generation.from_json(gen) if gen is not None else None
+            except ValueError as e:
                 raise StoreError(f"{self.path}: the stored {tier} generation of question {qid!r} is damaged: {e}") from e
             yield StoredGeneration(qid, tier, ans, g, err)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -66,64 +68,56 @@ class Generation:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Generation":
-        """Rebuild a Generation from :meth:`to_dict` output (e.g. a stored run's row).
+    def from_json(cls, text: str | bytes) -> "Generation":
+        """Rebuild a Generation from the JSON of :meth:`to_dict` (e.g. a stored run's row).
+
+        Types are checked strictly by pydantic (a string where a number belongs, a bool where a
+        count belongs, a malformed ``top_logprobs`` entry are errors); unknown fields are ignored.
 
         Raises:
-            ValueError: ``d`` is not a dict, lacks ``text``, or a field has the wrong type
-                (the message names the field); ``logprobs`` not matching ``tokens`` in length.
+            ValueError: not JSON, not an object, no ``text``, a field of the wrong type (the
+                message names the field), a negative token count, or ``logprobs`` not matching
+                ``tokens`` in length.
         """
-        if not isinstance(d, dict):
-            raise ValueError(f"a generation must be a JSON object, got {type(d).__name__}")
-        d = dict(d)
-        if "text" not in d:
-            raise ValueError("generation lacks the field 'text'")
-        _check_fields(d)
-        tops = d.get("top_logprobs")
-        if tops is not None:
-            d["top_logprobs"] = [[TokenTop(t["token"], float(t["logprob"])) for t in pos] for pos in tops]
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in known})
+        from pydantic import ValidationError
+
+        if not isinstance(text, (str, bytes)):
+            raise ValueError(f"a generation must be JSON text, got {type(text).__name__}")
+        try:
+            g = _adapter(cls).validate_json(text, strict=True)
+        except ValidationError as e:
+            err = e.errors()[0]
+            if err["type"] == "json_invalid":
+                raise ValueError(f"generation is not valid JSON: {err['msg']}") from None
+            if not err["loc"]:
+                raise ValueError("a generation must be a JSON object") from None
+            where = f" at {'.'.join(map(str, err['loc']))}" if len(err["loc"]) > 1 else ""
+            raise ValueError(f"generation field {err['loc'][0]!r}{where}: {err['msg']}") from None
+        counts = {"prompt_tokens": g.prompt_tokens, "completion_tokens": g.completion_tokens,
+                  "cached_prompt_tokens": g.cached_prompt_tokens}
+        bad = [k for k, v in counts.items() if v is not None and v < 0]
+        if bad:
+            raise ValueError(f"generation field {bad[0]!r} must be a count (>= 0), got {counts[bad[0]]}")
+        if g.tokens and g.logprobs is not None and len(g.logprobs) != len(g.tokens):
+            raise ValueError(f"generation has {len(g.logprobs)} logprobs for {len(g.tokens)} tokens")
+        return g
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Generation":
+        """Rebuild a Generation from :meth:`to_dict` output; checked as :meth:`from_json`.
+
+        Raises:
+            ValueError: as :meth:`from_json`.
+        """
+        return cls.from_json(json.dumps(d))
 
 
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+@functools.cache
+def _adapter(cls):
+    """pydantic's validator for a dataclass, built once per class (building it takes ms)."""
+    from pydantic import TypeAdapter
 
-
-def _is_count(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
-
-
-def _is_top(t) -> bool:
-    return isinstance(t, dict) and isinstance(t.get("token"), str) and _is_num(t.get("logprob"))
-
-
-#: Field -> (check, what it must be) for :meth:`Generation.from_dict`; None passes where allowed.
-_FIELD_CHECKS = {
-    "text": (lambda v: isinstance(v, str), "a string"),
-    "tokens": (lambda v: isinstance(v, list) and all(isinstance(t, str) for t in v), "a list of strings"),
-    "logprobs": (lambda v: v is None or (isinstance(v, list) and all(_is_num(x) for x in v)), "null or a list of numbers"),
-    "top_logprobs": (lambda v: v is None or (isinstance(v, list) and all(isinstance(p, list) and all(_is_top(t) for t in p) for p in v)),
-                     'null or a list of lists of {"token": str, "logprob": number}'),
-    "prompt_tokens": (_is_count, "a count (int >= 0)"),
-    "completion_tokens": (_is_count, "a count (int >= 0)"),
-    "cached_prompt_tokens": (lambda v: v is None or _is_count(v), "null or a count"),
-    "finish_reason": (lambda v: v is None or isinstance(v, str), "null or a string"),
-    "latency_s": (_is_num, "a number of seconds"),
-    "model": (lambda v: isinstance(v, str), "a string"),
-    "prompt_ms": (lambda v: v is None or _is_num(v), "null or a number"),
-    "predicted_ms": (lambda v: v is None or _is_num(v), "null or a number"),
-    "truncated_context": (lambda v: isinstance(v, bool), "true or false"),
-}
-
-
-def _check_fields(d: dict) -> None:
-    for name, (ok, what) in _FIELD_CHECKS.items():
-        if name in d and not ok(d[name]):
-            raise ValueError(f"generation field {name!r} must be {what}, got {d[name]!r:.80}")
-    toks, lps = d.get("tokens") or [], d.get("logprobs")
-    if toks and lps is not None and len(lps) != len(toks):
-        raise ValueError(f"generation has {len(lps)} logprobs for {len(toks)} tokens")
+    return TypeAdapter(cls)
 
 
 @dataclass

@@ -26,10 +26,6 @@ def _retryable(e: BaseException) -> bool:
     return isinstance(e, httpx.TransportError)
 
 
-class _RequestEncodingError(Exception):
-    """The request body could not be encoded (e.g. a lone surrogate in the prompt)."""
-
-
 class OpenAICompatBackend:
     """A model behind ``/v1/chat/completions`` (family ``chat``) or ``/v1/completions`` (``base``).
 
@@ -82,10 +78,7 @@ class OpenAICompatBackend:
         self._http = httpx.Client(base_url=base_url, timeout=timeout_s, headers=headers)
 
     def _post(self, path: str, body: dict) -> dict:
-        try:
-            r = self._http.post(path, json=body)
-        except UnicodeEncodeError as e:  # a ValueError: must not pass for a bad reply below
-            raise _RequestEncodingError(f"the request text is not valid Unicode: {e}") from e
+        r = self._http.post(path, json=body)
         r.raise_for_status()
         return r.json()
 
@@ -120,8 +113,8 @@ class OpenAICompatBackend:
                 f"{self.model_id}@{self.base_url}: unreachable after {self.retries + 1} attempts "
                 f"(timeout {self.timeout_s:g} s): {e!r}"
             ) from e
-        except _RequestEncodingError as e:
-            raise ModelError(f"{self.model_id}@{self.base_url}: {e}") from e
+        except UnicodeEncodeError as e:  # a ValueError too: the request, not the reply, is bad
+            raise ModelError(f"{self.model_id}@{self.base_url}: the request text is not valid Unicode: {e}") from e
         except ValueError as e:
             raise ModelError(f"{self.model_id}@{self.base_url}: reply is not JSON: {e}") from e
         return parse_response(resp, chat=chat, model=self.model_id, latency_s=time.perf_counter() - t0)

@@ -41,7 +41,7 @@ import re
 import time
 import uuid
 from functools import partial
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 import anyio
 import anyio.to_thread
@@ -136,6 +136,17 @@ def _is_type_label(part) -> bool:
     ``list[ContentPart]``, ``function-after[...]``): not request fields, left out of ``param``."""
     return isinstance(part, str) and (part in ("str", "int", "float", "bool", "list", "dict", "none")
                                       or "[" in part or part.startswith(("function-", "is-instance")))
+
+
+class _Meta(NamedTuple):
+    """What a chat and a completions response share for one routed question."""
+
+    id: str
+    created: int  # unix seconds
+    model: str  # the tier model that answered
+    usage: dict
+    cascade: dict  # the ``cascade`` extension object
+    finish_reason: str
 
 
 def error_body(message: str, type_: str = "invalid_request_error", param: str | None = None,
@@ -473,20 +484,18 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
 
     async def _routed(q, model_field, max_tokens: int, id_prefix: str):
         """Answer through the cascade; returns ``(error_response, None)`` or ``(result, meta)``,
-        where ``meta`` holds the fields both endpoints' responses share."""
+        where ``meta`` (:class:`_Meta`) holds the fields both endpoints' responses share."""
         force = state.force_for(model_field)
         res = await state.answer(q, force, max_tokens)
         if isinstance(res, Response):
             return res, None
-        return res, {
-            "id": f"{id_prefix}-{uuid.uuid4().hex[:24]}", "created": int(time.time()),
-            "model": state.tier_model(res), "usage": state.usage(res, force),
-            "cascade": state.extension(res, q, force, max_tokens), "finish_reason": state.finish_reason(res),
-        }
+        return res, _Meta(f"{id_prefix}-{uuid.uuid4().hex[:24]}", int(time.time()), state.tier_model(res),
+                          state.usage(res, force), state.extension(res, q, force, max_tokens),
+                          state.finish_reason(res))
 
-    def _stream(events: list, res, meta: dict, include_usage: bool, base: dict) -> StreamingResponse:
+    def _stream(events: list, res, meta: "_Meta", include_usage: bool, base: dict) -> StreamingResponse:
         if include_usage:
-            events.append({**base, "choices": [], "usage": meta["usage"]})
+            events.append({**base, "choices": [], "usage": meta.usage})
         return StreamingResponse(_sse(events), media_type="text/event-stream",
                                  headers={**state.headers(res), "cache-control": "no-cache"})
 
@@ -504,7 +513,7 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
         res, meta = await _routed(q, req.model, max_tokens, "chatcmpl")
         if meta is None:
             return res
-        cid, created, model, usage, ext, fr = (meta[k] for k in ("id", "created", "model", "usage", "cascade", "finish_reason"))
+        cid, created, model, usage, ext, fr = meta
         if not req.stream:
             return JSONResponse({
                 "id": cid, "object": "chat.completion", "created": created, "model": model,
@@ -534,7 +543,7 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
         res, meta = await _routed(q, req.model, max_tokens, "cmpl")
         if meta is None:
             return res
-        cid, created, model, usage, ext, fr = (meta[k] for k in ("id", "created", "model", "usage", "cascade", "finish_reason"))
+        cid, created, model, usage, ext, fr = meta
         if not req.stream:
             return JSONResponse({
                 "id": cid, "object": "text_completion", "created": created, "model": model,

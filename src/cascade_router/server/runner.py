@@ -9,6 +9,25 @@ import time
 import uvicorn
 
 
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (port 0 picks a free one), for uvicorn to serve on.
+
+    ``host`` may be a name or an IPv4/IPv6 address (resolved with ``getaddrinfo``).
+
+    Raises:
+        socket.gaierror: ``host`` does not resolve. OSError: the address cannot be bound.
+    """
+    family, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class BackgroundServer:
     """uvicorn serving ``app`` from a daemon thread on a socket bound before start.
 
@@ -43,9 +62,7 @@ class BackgroundServer:
 
     def start(self, timeout_s: float = 30.0) -> "BackgroundServer":
         """Bind, start uvicorn in a thread and wait until it accepts requests (seconds)."""
-        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
+        sock = bind_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
         self._sock = sock
         config = uvicorn.Config(self.app, log_level=self.log_level, access_log=False, lifespan="off")
