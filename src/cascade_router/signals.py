@@ -116,7 +116,8 @@ def context_support(gen: Generation, answer: str | None = None, context: str | N
     "answer grounded in the context" check used for extractive QA; on the stored SQuAD v1.1 and
     HotpotQA runs it is the strongest single signal (see the README). The official rule deletes
     punctuation inside words, so ``Voss`` copied from ``Voss's`` scores 0; splitting on
-    non-word characters instead measured slightly worse on SQuAD v1.1 (APGR 0.646 vs 0.657).
+    non-word characters instead measured slightly worse on SQuAD v1.1 (APGR 0.646 vs 0.657,
+    ``python benchmarks/router_variants.py results/squad-v1.1-n1000``).
 
     An empty answer (the model said nothing usable) has no support: 0. An abstention the task
     allows (SQuAD v2: the raw text says ``unanswerable`` and the cleaned answer is empty) is not

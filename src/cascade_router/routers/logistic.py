@@ -161,7 +161,8 @@ def gain_labels(slm_q, llm_q) -> tuple[np.ndarray, np.ndarray]:
     example-weighting for cost-sensitive classification (Elkan, "The Foundations of
     Cost-Sensitive Learning", IJCAI 2001): the fitted probability then ranks questions by the
     expected gain of escalating, which is what the cost-quality curve rewards. On the stored
-    SQuAD v1.1 run it raised the logistic router's test APGR from 0.609 to 0.640 (README).
+    SQuAD v1.1 run it raised the logistic router's test APGR from 0.609 to 0.640
+    (``python benchmarks/router_variants.py results/squad-v1.1-n1000``).
 
     When the weighted rows hold a single class (the LLM never scores below the SLM, or never
     above), the weights would leave nothing to contrast; the weights are then all 1, i.e. plain
