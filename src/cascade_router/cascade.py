@@ -1,16 +1,25 @@
-"""The cascade: SLM -> confidence signals -> router -> accept the SLM answer | escalate to the LLM."""
+"""The cascade: tier 1 -> gate -> tier 2 -> gate -> ... -> last tier -> [abstain gate].
+
+Each tier answers with its own prompt; the gate after it (a router over that tier's own
+confidence signals) accepts the answer or escalates to the next tier. An optional gate after the
+last tier accepts or **abstains** (the question cannot be answered from the passage; the answer
+is then empty, SQuAD v2.0's no-answer prediction). Every tier that ran is paid for.
+The decision rule is :func:`cascade_router.routers.base.decide` (score > threshold escalates, a
+nan score never does).
+"""
 
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .models.base import Backend, Generation, ModelError
+from .jsonsafe import json_safe
 from .prompts import build_prompt, check_task, clean_answer
-from .routers.base import Reason, Router
+from .routers.base import Reason, Router, decide
 from .signals import compute_signals
+from .tiers import Tier, check_tier_names
 
 log = logging.getLogger(__name__)
 
@@ -99,135 +108,264 @@ def ask_model(
     return TierAnswer(clean_answer(gen.text, allow_abstain=(task == "squad-v2")), gen)
 
 
+#: The route of a result whose last gate abstained.
+ABSTAIN_ROUTE = "abstain"
+
+
+@dataclass
+class TierRun:
+    """One tier that really ran on one question.
+
+    Attributes:
+        tier: the tier's name; model: its model id.
+        answer: the cleaned answer; generation: the raw generation.
+        signals: the confidence signals of this generation ``{name: value}`` (nan where undefined).
+        cost_usd: dollars for this call; latency_s: seconds for this call.
+    """
+
+    tier: str
+    model: str
+    answer: str
+    generation: Generation
+    signals: dict[str, float]
+    cost_usd: float
+    latency_s: float
+
+
+@dataclass
+class GateDecision:
+    """What the gate after one tier decided.
+
+    Attributes:
+        after: the tier the gate stands after.
+        router: the router's label (its name, file or kind).
+        score: the decision score; threshold: the threshold (escalate iff score > threshold).
+        outcome: ``"accept"``, ``"escalate"`` (to the next tier) or ``"abstain"`` (after the
+            last tier).
+        reasons: per-signal explanation (value beside threshold).
+    """
+
+    after: str
+    router: str
+    score: float
+    threshold: float
+    outcome: str
+    reasons: list[Reason] = field(default_factory=list)
+
+
+@dataclass
+class TierFailure:
+    """A tier that failed on this question (its error message)."""
+
+    tier: str
+    error: str
+
+
 @dataclass
 class CascadeResult:
     """The outcome of one question through the cascade.
 
     Attributes:
-        answer: the final answer (the LLM's if escalated, else the SLM's).
-        route: ``"slm"`` or ``"llm"`` (the tier whose answer is final).
-        escalated: the router asked for the LLM (True even if the LLM then failed).
-        slm_answer, llm_answer: each tier's cleaned answer (``llm_answer`` None if not run).
-        signals: the SLM's confidence signals ``{name: value}``.
-        decision_score, threshold: the router's score and threshold (escalate iff score > threshold).
-        reasons: per-signal explanation (value beside threshold).
-        slm, llm: the raw generations (``llm`` None if not run).
-        cost_usd: dollars for this question; an escalated question pays both tiers.
-        latency_s: seconds, sum over the tiers that ran.
-        degraded: escalation failed and the SLM answer was returned instead.
-        error: the LLM error message when degraded.
+        question: the question.
+        answer: the final answer (``""`` when the cascade abstained).
+        route: the name of the tier whose answer is final, or ``"abstain"``.
+        runs: the tiers that really ran, in order.
+        decisions: every gate decision, in order.
+        cost_usd: dollars, summed over every tier that ran.
+        latency_s: seconds, summed over every tier that ran (they run in sequence).
+        failures: tiers that failed (a later tier or an earlier answer was used instead).
+        start: the tier the cascade started at (the first tier unless asked otherwise).
     """
 
     question: str
     answer: str
     route: str
-    escalated: bool
-    slm_answer: str
-    llm_answer: str | None
-    signals: dict[str, float]
-    decision_score: float
-    threshold: float
-    reasons: list[Reason]
-    slm: Generation
-    llm: Generation | None = None
+    runs: list[TierRun]
+    decisions: list[GateDecision]
     cost_usd: float = 0.0
     latency_s: float = 0.0
-    degraded: bool = False
-    error: str | None = None
+    failures: list[TierFailure] = field(default_factory=list)
+    start: str | None = None
+
+    @property
+    def degraded(self) -> bool:
+        """A tier failed on the way, so the answer is not the one the gates would have chosen."""
+        return bool(self.failures)
+
+    @property
+    def error(self) -> str | None:
+        """The failures' messages joined, or None."""
+        return "; ".join(f"{f.tier}: {f.error}" for f in self.failures) or None
+
+    @property
+    def escalated(self) -> bool:
+        """Some gate escalated (or abstained)."""
+        return any(d.outcome != "accept" for d in self.decisions)
+
+    @property
+    def abstained(self) -> bool:
+        return self.route == ABSTAIN_ROUTE
+
+    def run(self, tier: str) -> TierRun | None:
+        """The run of ``tier``, or None if it did not run."""
+        return next((r for r in self.runs if r.tier == tier), None)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(r.generation.prompt_tokens for r in self.runs)
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(r.generation.completion_tokens for r in self.runs)
 
     @property
     def total_tokens(self) -> int:
         """Prompt + completion tokens over the tiers that ran."""
-        gens = [g for g in (self.slm, self.llm) if g is not None]
-        return sum(g.prompt_tokens + g.completion_tokens for g in gens)
+        return self.prompt_tokens + self.completion_tokens
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dict (nan signals become None)."""
-        d = asdict(self)
-        d["signals"] = {k: (None if v != v else v) for k, v in self.signals.items()}
-        for r in d["reasons"]:
-            if r["value"] != r["value"]:
-                r["value"] = None
-        d["total_tokens"] = self.total_tokens
+        """JSON-ready dict (see :mod:`cascade_router.jsonsafe`: nan -> null, inf -> "inf")."""
+        d = json_safe(self)
+        d.update(degraded=self.degraded, escalated=self.escalated, total_tokens=self.total_tokens)
         return d
 
 
 @dataclass
 class Cascade:
-    """A two-tier cascade.
+    """An N-tier cascade: tiers in order, and a gate (router) after each one.
 
     Args:
-        slm: the small model (answers first; its signals drive routing).
-        llm: the large model (answers escalated questions).
-        router: decides escalation from the SLM's signals.
-        slm_price, llm_price: per-tier prices (:class:`cascade_router.evaluation.costs.TierPrice`),
-            or None for free.
-        max_tokens: answer budget per tier, tokens.
-        on_llm_error: ``"degrade"`` (return the SLM answer marked ``degraded``) or ``"raise"``.
+        tiers: the tiers, cheapest first (names unique).
+        gates: ``gates[i]`` stands after ``tiers[i]`` and decides from that tier's own signals;
+            one router per tier but the last is required, and an optional last entry (a router or
+            None) is the abstain gate after the last tier.
+        max_tokens: default answer budget per tier, tokens.
+        on_error: when a tier after the first fails: ``"degrade"`` (try the next tier, else
+            return the last answer obtained, marked degraded) or ``"raise"``.
         style: chat prompt style (see :func:`cascade_router.prompts.build_prompt`).
+        gate_labels: a label per gate for results (default: the router's kind).
+
+    Raises:
+        ValueError: no tier, duplicate tier names, wrong number of gates, a missing gate, an
+            unknown ``on_error``.
     """
 
-    slm: Backend
-    llm: Backend
-    router: Router
-    slm_price: Any = None
-    llm_price: Any = None
+    tiers: list[Tier]
+    gates: list[Router | None]
     max_tokens: int = 24
-    on_llm_error: str = "degrade"
+    on_error: str = "degrade"
     style: str = "short"
+    gate_labels: list[str] | None = None
 
-    def _cost(self, price: Any, gen: Generation | None) -> float:
-        if price is None or gen is None:
-            return 0.0
-        return float(price.cost(gen.prompt_tokens, gen.completion_tokens))
+    def __post_init__(self) -> None:
+        self.tiers = list(self.tiers)
+        self.gates = list(self.gates)
+        n = len(self.tiers)
+        if n == 0:
+            raise ValueError("a cascade needs at least one tier")
+        check_tier_names([t.name for t in self.tiers])
+        if len(self.gates) not in (n - 1, n):
+            raise ValueError(f"{n} tiers need {n - 1} gates (plus an optional abstain gate), got {len(self.gates)}")
+        for i, g in enumerate(self.gates[: n - 1]):
+            if g is None:
+                raise ValueError(f"the gate after tier {self.tiers[i].name!r} is missing (give a router)")
+        if self.on_error not in ("degrade", "raise"):
+            raise ValueError(f"on_error must be 'degrade' or 'raise', got {self.on_error!r}")
+        if self.gate_labels is None:
+            self.gate_labels = [getattr(g, "kind", "router") if g is not None else "" for g in self.gates]
 
-    def answer(self, question: str, context: str | None = None, task: str = "squad", force: str | None = None) -> CascadeResult:
-        """Answer one question.
+    @property
+    def names(self) -> list[str]:
+        """The tier names, in order."""
+        return [t.name for t in self.tiers]
+
+    @property
+    def abstain_gate(self) -> Router | None:
+        """The gate after the last tier, if any."""
+        return self.gates[len(self.tiers) - 1] if len(self.gates) == len(self.tiers) else None
+
+    def tier(self, name: str) -> Tier:
+        """The tier called ``name``. Raises ValueError listing the names."""
+        for t in self.tiers:
+            if t.name == name:
+                return t
+        raise ValueError(f"unknown tier {name!r}; tiers: {', '.join(self.names)}")
+
+    def gate(self, i: int, run: TierRun) -> GateDecision | None:
+        """The decision of the gate after tier ``i`` on its run (None without a gate)."""
+        router = self.gates[i] if i < len(self.gates) else None
+        if router is None:
+            return None
+        score = float(router.decision_function(run.signals)[0])  # drawn once (random router)
+        threshold = float(router.threshold)
+        last = i == len(self.tiers) - 1
+        go_on = decide(score, threshold)
+        outcome = ("abstain" if last else "escalate") if go_on else "accept"
+        return GateDecision(run.tier, self.gate_labels[i], score, threshold, outcome, router.explain(run.signals))
+
+    def run_tier(self, i: int, question: str, context: str | None, task: str, max_tokens: int) -> TierRun:
+        """Ask tier ``i`` alone. Raises ModelError with ``tier`` set."""
+        t = self.tiers[i]
+        try:
+            ta = ask_model(t.backend, question, context, task, max_tokens, self.style)
+        except ModelError as e:
+            e.tier = t.name
+            raise
+        g = ta.generation
+        return TierRun(t.name, t.model_id, ta.answer, g, compute_signals(g, ta.answer, context),
+                       t.price.of(g), g.latency_s)
+
+    def answer(self, question: str, context: str | None = None, task: str = "squad",
+               max_tokens: int | None = None, start: str | None = None) -> CascadeResult:
+        """Answer one question through the tiers.
 
         Args:
             question: non-empty question.
             context: the passage (or None).
             task: prompt task (``squad``, ``squad-v2``, ``hotpotqa``, ``open``).
-            force: ``"slm"`` or ``"llm"`` to skip routing and use that tier alone.
+            max_tokens: answer budget per tier for this question (default :attr:`max_tokens`).
+            start: a tier name: start there and skip the gates before it (None: the first tier).
 
         Raises:
-            ValueError: empty question, unknown task or ``force``.
-            ModelError: the SLM failed, or the LLM failed with ``on_llm_error="raise"``.
+            ValueError: empty question, unknown task or ``start``.
+            ModelError: the starting tier failed, or a later one with ``on_error="raise"``;
+                ``ModelError.tier`` names it.
         """
-        if force not in (None, "slm", "llm"):
-            raise ValueError(f"force must be 'slm' or 'llm', got {force!r}")
-        if force == "llm":
-            la = ask_model(self.llm, question, context, task, self.max_tokens, self.style)
-            return CascadeResult(
-                question, la.answer, "llm", True, "", la.answer, {}, float("inf"), 0.0, [],
-                slm=Generation(text="", model=self.slm.model_id), llm=la.generation,
-                cost_usd=self._cost(self.llm_price, la.generation), latency_s=la.generation.latency_s,
-            )
-        sa = ask_model(self.slm, question, context, task, self.max_tokens, self.style)
-        signals = compute_signals(sa.generation, sa.answer, context)
-        score = float(self.router.decision_function(signals)[0])  # drawn once (random router)
-        escalate = force is None and not math.isnan(score) and score > self.router.threshold
-        res = CascadeResult(
-            question, sa.answer, "slm", escalate, sa.answer, None, signals, score,
-            float(self.router.threshold), self.router.explain(signals), slm=sa.generation,
-            cost_usd=self._cost(self.slm_price, sa.generation), latency_s=sa.generation.latency_s,
-        )
-        if not escalate:
-            return res
-        try:
-            la = ask_model(self.llm, question, context, task, self.max_tokens, self.style)
-        except ModelError as e:
-            if self.on_llm_error == "raise":
-                raise
-            log.warning("LLM tier failed, answering with the SLM (degraded): %s", e)
-            res.degraded, res.error = True, str(e)
-            return res
-        res.answer, res.route, res.llm_answer, res.llm = la.answer, "llm", la.answer, la.generation
-        res.cost_usd += self._cost(self.llm_price, la.generation)
-        res.latency_s += la.generation.latency_s
+        i0 = 0 if start is None else self.names.index(self.tier(start).name)
+        budget = self.max_tokens if max_tokens is None else int(max_tokens)
+        res = CascadeResult(question, "", "", [], [], start=self.tiers[i0].name)
+        n = len(self.tiers)
+        for i in range(i0, n):
+            try:
+                run = self.run_tier(i, question, context, task, budget)
+            except ModelError as e:
+                if not res.runs or self.on_error == "raise":
+                    raise
+                log.warning("tier %s failed (%s); %s", e.tier, e,
+                            "trying the next tier" if i < n - 1 else "answering with the last answer obtained")
+                res.failures.append(TierFailure(self.tiers[i].name, str(e)))
+                continue
+            res.runs.append(run)
+            res.cost_usd += run.cost_usd
+            res.latency_s += run.latency_s
+            decision = self.gate(i, run)
+            if decision is not None:
+                res.decisions.append(decision)
+            if decision is None or decision.outcome == "accept":
+                res.answer, res.route = run.answer, run.tier
+                return res
+            if decision.outcome == "abstain":
+                res.answer, res.route = "", ABSTAIN_ROUTE
+                return res
+        # every tier after the last successful one failed: degrade to that answer
+        last = res.runs[-1]
+        res.answer, res.route = last.answer, last.tier
         return res
 
     def close(self) -> None:
-        """Close both tiers."""
-        self.slm.close()
-        self.llm.close()
+        """Close every tier (a backend shared by two tiers is closed once)."""
+        seen: set[int] = set()
+        for t in self.tiers:
+            if id(t.backend) not in seen:
+                seen.add(id(t.backend))
+                t.close()

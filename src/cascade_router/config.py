@@ -1,6 +1,7 @@
-"""Explicit, serialisable configuration of a cascade: two tiers, a router, and options.
+"""Explicit, serialisable configuration of a cascade: tiers, the gate after each, and options.
 
-The same file is accepted by ``ask``, ``eval`` and ``serve`` (TOML or YAML)::
+The same file is accepted by ``ask``, ``eval`` and ``serve`` (TOML, YAML or JSON). Two tiers keep
+their historical shape (tier names ``slm`` and ``llm``; ``[router]`` is the gate after ``slm``)::
 
     [slm]
     model = "smollm2-135m"          # embedded name, GGUF path, or MODEL@BASE_URL
@@ -15,9 +16,6 @@ The same file is accepted by ``ask``, ``eval`` and ``serve`` (TOML or YAML)::
     api_key_env = "OPENAI_API_KEY"  # the variable's NAME, never the key
     timeout_s = 30
     retries = 2
-    [llm.price]
-    prompt_per_mtok = 0.15
-    completion_per_mtok = 0.60
 
     [router]
     name = "seed-v1"                # or: path = "router.json"; or: kind + params (see routers)
@@ -25,6 +23,22 @@ The same file is accepted by ``ask``, ``eval`` and ``serve`` (TOML or YAML)::
     [cascade]
     max_tokens = 24
     on_llm_error = "degrade"        # or "fail" (serve answers 503)
+
+N tiers are an array of tables; each takes ``name``, ``model``, the fields above and an
+optional ``router`` (a preset, ``signal:NAME:T``, a router ``.json`` path, or a table) that is
+the gate after that tier. A ``router`` on the last tier is the abstain gate::
+
+    [[tiers]]
+    name = "small"
+    model = "smollm2-135m"
+    router = "seed-v1"
+
+    [[tiers]]
+    name = "large"
+    model = "gemma3-270m"
+
+A tier other than the last without a ``router`` gets ``seed-v1``. Relative paths (router files,
+GGUF files) resolve against the config file's folder.
 """
 
 from __future__ import annotations
@@ -35,9 +49,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from .evaluation.costs import TierPrice
 from .models.registry import DEFAULT_LLM, DEFAULT_SLM, load_model
 from .routers import Router, get_router, router_from_dict
+from .tiers import Tier, TierPrice, check_tier_names
+
+#: The gate after a tier whose config names none (the two-tier default too).
+DEFAULT_ROUTER = "seed-v1"
 
 #: Illustrative default prices for the embedded local models, in proportion to their parameter
 #: counts (135M vs 270M); set real prices for real endpoints in the config file.
@@ -53,9 +70,16 @@ class ConfigError(ValueError):
 
 @dataclass
 class TierConfig:
-    """One tier: the model spec and how to open it (see :func:`cascade_router.models.registry.load_model`)."""
+    """One tier: its name, the model spec and how to open it (see
+    :func:`cascade_router.models.registry.load_model`), its price, and the gate after it.
+
+    ``router`` is the gate after this tier (a name/path string or a router table); None means
+    :data:`DEFAULT_ROUTER` for a tier that is not the last, no abstain gate for the last.
+    """
 
     model: str
+    name: str | None = None
+    router: str | dict | None = None
     family: str | None = None
     threads: int | None = None
     n_ctx: int = 4096
@@ -70,40 +94,101 @@ class TierConfig:
         return self.price or DEFAULT_PRICES.get(self.model, TierPrice())
 
     def open(self):
-        """Open the backend (loads a local model; seconds)."""
+        """Open the backend (loads a local model; seconds). Raises what
+        :func:`~cascade_router.models.registry.load_model` raises."""
         return load_model(
             self.model, family=self.family, threads=self.threads, n_ctx=self.n_ctx, top_k=self.top_k,
             api_key_env=self.api_key_env, timeout_s=self.timeout_s, retries=self.retries,
         )
 
 
+def build_router(spec: str | dict, seed: int = 0, source: str = "router") -> Router:
+    """A router from a config value: a name/path string, ``{"name"}``, ``{"path"}`` or a
+    router dict (``kind`` + ``params``). Raises ValueError listing valid names."""
+    if isinstance(spec, dict):
+        if "name" in spec:
+            return get_router(spec["name"], seed=seed)
+        if "path" in spec:
+            return get_router(str(spec["path"]), seed=seed)
+        return router_from_dict(spec, source=source)
+    return get_router(spec, seed=seed)
+
+
+def router_label(spec: str | dict | None) -> str:
+    """A short name for a configured router (its name, file, or kind)."""
+    if spec is None:
+        return ""
+    if isinstance(spec, str):
+        return spec
+    return str(spec.get("name") or spec.get("path") or spec.get("kind") or "custom")
+
+
 @dataclass
 class CascadeConfig:
-    """The whole cascade configuration. ``router`` is a name/path string or a router dict."""
+    """The whole cascade configuration: the tiers in order (each with the gate after it) and
+    the cascade options. The default is the embedded pair ``slm`` -> ``llm`` gated by seed-v1."""
 
-    slm: TierConfig = field(default_factory=lambda: TierConfig(DEFAULT_SLM))
-    llm: TierConfig = field(default_factory=lambda: TierConfig(DEFAULT_LLM))
-    router: str | dict = "seed-v1"
+    tiers: list[TierConfig] = field(default_factory=lambda: [TierConfig(DEFAULT_SLM, name="slm"),
+                                                             TierConfig(DEFAULT_LLM, name="llm")])
     max_tokens: int = 24
     on_llm_error: str = "degrade"
 
+    def __post_init__(self) -> None:
+        for i, t in enumerate(self.tiers):
+            if t.name is None:
+                t.name = f"tier{i + 1}"
+
+    @property
+    def names(self) -> list[str]:
+        return [t.name for t in self.tiers]
+
+    @property
+    def first(self) -> TierConfig:
+        """The first tier (the ``slm`` of a two-tier cascade)."""
+        return self.tiers[0]
+
+    @property
+    def last(self) -> TierConfig:
+        """The last tier (the ``llm`` of a two-tier cascade)."""
+        return self.tiers[-1]
+
+    @property
+    def legacy_pair(self) -> bool:
+        """True for the historical two-tier shape: tiers named ``slm`` and ``llm``, no abstain gate."""
+        return self.names == ["slm", "llm"] and self.last.router is None
+
+    def gate_spec(self, i: int) -> str | dict | None:
+        """The router spec of the gate after tier ``i`` (default filled in; None: no gate)."""
+        r = self.tiers[i].router
+        if r is None and i < len(self.tiers) - 1:
+            return DEFAULT_ROUTER
+        return r
+
+    def build_gates(self, seed: int = 0) -> list[Router | None]:
+        """One router per gate (see :meth:`gate_spec`). Raises ValueError naming the tier."""
+        out: list[Router | None] = []
+        for i, t in enumerate(self.tiers):
+            spec = self.gate_spec(i)
+            if spec is None:
+                continue
+            try:
+                out.append(build_router(spec, seed=seed, source=f"tier {t.name} router"))
+            except ValueError as e:
+                raise ValueError(f"tier {t.name!r} router: {e}") from None
+        return out
+
     def build_router(self, seed: int = 0) -> Router:
-        """The router this config names. Raises ValueError listing valid names."""
-        if isinstance(self.router, dict):
-            if "name" in self.router:
-                return get_router(self.router["name"], seed=seed)
-            if "path" in self.router:
-                return get_router(str(self.router["path"]), seed=seed)
-            return router_from_dict(self.router, source="config [router]")
-        return get_router(self.router, seed=seed)
+        """The gate after the first tier (the router of a two-tier cascade)."""
+        return self.build_gates(seed)[0]
 
     @property
     def router_label(self) -> str:
-        """A short name for the configured router (its name, file, or kind)."""
-        r = self.router
-        if isinstance(r, str):
-            return r
-        return str(r.get("name") or r.get("path") or r.get("kind") or "custom")
+        """A short name for the first gate's router."""
+        return router_label(self.gate_spec(0)) if len(self.tiers) > 1 else ""
+
+    def gate_labels(self) -> list[str]:
+        """A short name for every gate, in order."""
+        return [router_label(self.gate_spec(i)) for i in range(len(self.tiers)) if self.gate_spec(i) is not None]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON/TOML-ready)."""
@@ -129,60 +214,116 @@ def _check_tier_types(d: dict, where: str) -> None:
         bad("api_key_env", "the NAME of an environment variable (a string)")
 
 
-def _tier(d: Any, name: str, src: str) -> TierConfig:
+def _check_router(r: Any, where: str) -> str | dict:
+    if isinstance(r, Mapping):
+        extra = set(r) - {"name", "path", "kind", "params", "state"}
+        if extra:
+            raise ConfigError(f"{where} unknown field(s) {sorted(extra)}; valid: name, path, or kind + params")
+        for key in ("name", "path"):
+            if key in r and not isinstance(r[key], str):
+                raise ConfigError(f"{where} {key} must be a string, got {r[key]!r}")
+        return dict(r)
+    if not isinstance(r, str):
+        raise ConfigError(f"{where} must be a name, a path or a table, got {r!r}")
+    return r
+
+
+def _resolve_path(value: str, base: Path | None) -> str:
+    """``value`` resolved against ``base`` when it is a relative path."""
+    if base is None or not value or Path(value).is_absolute() or "@" in value:
+        return value
+    return str(base / value)
+
+
+def _resolve_router(r: str | dict, base: Path | None) -> str | dict:
+    if isinstance(r, str) and r.strip().endswith(".json"):
+        return _resolve_path(r.strip(), base)
+    if isinstance(r, dict) and isinstance(r.get("path"), str):
+        return dict(r, path=_resolve_path(r["path"], base))
+    return r
+
+
+def _tier(d: Any, where: str, src: str, base: Path | None, allow: frozenset = frozenset()) -> TierConfig:
     if isinstance(d, str):
-        return TierConfig(d)
+        d = {"model": d}
     if not isinstance(d, Mapping) or "model" not in d:
-        raise ConfigError(f"{src}: [{name}] needs a 'model' field (embedded name, .gguf path or MODEL@URL)")
-    known = {f.name for f in fields(TierConfig)}
+        raise ConfigError(f"{src}: {where} needs a 'model' field (embedded name, .gguf path or MODEL@URL)")
+    known = {f.name for f in fields(TierConfig)} - {"name", "router"} | allow
     unknown = set(d) - known
     if unknown:
-        raise ConfigError(f"{src}: [{name}] unknown field(s) {sorted(unknown)}; valid: {sorted(known)}")
+        raise ConfigError(f"{src}: {where} unknown field(s) {sorted(unknown)}; valid: {sorted(known)}")
     d = dict(d)
-    _check_tier_types(d, f"{src}: [{name}]")
+    _check_tier_types(d, f"{src}: {where}")
+    if d["model"].strip().endswith(".gguf"):
+        d["model"] = _resolve_path(d["model"].strip(), base)
+    if d.get("router") is not None:
+        d["router"] = _resolve_router(_check_router(d["router"], f"{src}: {where} router"), base)
+    if "name" in d and (not isinstance(d["name"], str) or not d["name"].strip()):
+        raise ConfigError(f"{src}: {where} name must be a non-empty string, got {d['name']!r}")
     if d.get("price") is not None:
         p = d["price"]
         pk = {f.name for f in fields(TierPrice)}
         if not isinstance(p, Mapping):
-            raise ConfigError(f"{src}: [{name}.price] must be a table of {sorted(pk)}")
+            raise ConfigError(f"{src}: {where}.price must be a table of {sorted(pk)}")
         if set(p) - pk:
-            raise ConfigError(f"{src}: [{name}.price] unknown field(s) {sorted(set(p) - pk)}; valid: {sorted(pk)}")
+            raise ConfigError(f"{src}: {where}.price unknown field(s) {sorted(set(p) - pk)}; valid: {sorted(pk)}")
         try:
             d["price"] = TierPrice(**{k: float(v) for k, v in p.items()})
         except (TypeError, ValueError) as e:
-            raise ConfigError(f"{src}: [{name}.price] {e}") from None
+            raise ConfigError(f"{src}: {where}.price {e}") from None
     return TierConfig(**d)
 
 
-def config_from_dict(d: Mapping[str, Any], source: str = "config") -> CascadeConfig:
+_SECTIONS = ("tiers", "slm", "llm", "router", "cascade")
+
+
+def config_from_dict(d: Mapping[str, Any], source: str = "config", base_dir: str | Path | None = None) -> CascadeConfig:
     """Validate and build a :class:`CascadeConfig` from a parsed file.
 
+    Args:
+        d: the parsed file.
+        source: the file name, for messages.
+        base_dir: relative router and GGUF paths resolve against it (the config file's folder).
+
     Raises:
-        ConfigError: unknown sections or fields, bad values; the message names ``source``.
+        ConfigError: unknown sections or fields, bad values, duplicate tier names, ``[[tiers]]``
+            mixed with ``[slm]``/``[llm]``/``[router]``; the message names ``source`` and the field.
     """
     if not isinstance(d, Mapping):
         raise ConfigError(f"{source}: top level must be a table/mapping")
-    unknown = set(d) - {"slm", "llm", "router", "cascade"}
+    base = Path(base_dir) if base_dir is not None else None
+    unknown = set(d) - set(_SECTIONS)
     if unknown:
-        raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}; valid: slm, llm, router, cascade")
+        raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}; valid: {', '.join(_SECTIONS)}")
     cfg = CascadeConfig()
-    if "slm" in d:
-        cfg.slm = _tier(d["slm"], "slm", source)
-    if "llm" in d:
-        cfg.llm = _tier(d["llm"], "llm", source)
-    if "router" in d:
-        r = d["router"]
-        if isinstance(r, Mapping):
-            extra = set(r) - {"name", "path", "kind", "params", "state"}
-            if extra:
-                raise ConfigError(f"{source}: [router] unknown field(s) {sorted(extra)}; valid: name, path, or kind + params")
-            for key in ("name", "path"):
-                if key in r and not isinstance(r[key], str):
-                    raise ConfigError(f"{source}: [router] {key} must be a string, got {r[key]!r}")
-            r = dict(r)
-        elif not isinstance(r, str):
-            raise ConfigError(f"{source}: router must be a name, a path or a table, got {r!r}")
-        cfg.router = r
+    if "tiers" in d:
+        mixed = sorted({"slm", "llm", "router"} & set(d))
+        if mixed:
+            raise ConfigError(f"{source}: [[tiers]] cannot be mixed with {', '.join(f'[{m}]' for m in mixed)}; "
+                              "give each tier's gate as its 'router' field")
+        ts = d["tiers"]
+        if not isinstance(ts, list) or not ts:
+            raise ConfigError(f"{source}: tiers must be a non-empty array of tables ([[tiers]])")
+        tiers = []
+        for i, t in enumerate(ts):
+            where = f"[[tiers]] #{i + 1}" + (f" ({t['name']})" if isinstance(t, Mapping) and isinstance(t.get("name"), str) else "")
+            if not isinstance(t, Mapping) or "name" not in t:
+                raise ConfigError(f"{source}: {where} needs a 'name' field")
+            tiers.append(_tier(t, where, source, base, allow=frozenset({"name", "router"})))
+        try:
+            check_tier_names([t.name for t in tiers], where=f"{source}: [[tiers]]")
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        cfg.tiers = tiers
+    else:
+        if "slm" in d:
+            cfg.tiers[0] = _tier(d["slm"], "[slm]", source, base)
+            cfg.tiers[0].name = "slm"
+        if "llm" in d:
+            cfg.tiers[1] = _tier(d["llm"], "[llm]", source, base)
+            cfg.tiers[1].name = "llm"
+        if "router" in d:
+            cfg.tiers[0].router = _resolve_router(_check_router(d["router"], f"{source}: [router]"), base)
     casc = d.get("cascade") or {}
     if not isinstance(casc, Mapping):
         raise ConfigError(f"{source}: [cascade] must be a table with max_tokens and/or on_llm_error")
@@ -198,10 +339,15 @@ def config_from_dict(d: Mapping[str, Any], source: str = "config") -> CascadeCon
         if casc["on_llm_error"] not in ("degrade", "fail"):
             raise ConfigError(f"{source}: [cascade] on_llm_error must be 'degrade' or 'fail'")
         cfg.on_llm_error = casc["on_llm_error"]
-    try:
-        cfg.build_router()
-    except ValueError as e:
-        raise ConfigError(f"{source}: [router] {e}") from None
+    for i, t in enumerate(cfg.tiers):
+        spec = cfg.gate_spec(i)
+        if spec is None:
+            continue
+        where = "[router]" if "tiers" not in d else f"[[tiers]] {t.name} router"
+        try:
+            build_router(spec, source=f"{source}: {where}")
+        except ValueError as e:
+            raise ConfigError(f"{source}: {where}: {e}") from None
     return cfg
 
 
@@ -237,21 +383,35 @@ def load_config(path: str | Path) -> CascadeConfig:
         raise ConfigError(f"{path}: cannot parse: {e}") from None
     except Exception as e:  # yaml.YAMLError
         raise ConfigError(f"{path}: cannot parse: {e}") from None
-    return config_from_dict(d, source=str(path))
+    return config_from_dict(d, source=str(path), base_dir=path.resolve().parent)
 
 
 def build_cascade(cfg: CascadeConfig, seed: int = 0):
-    """Open both tiers and return a ready :class:`cascade_router.cascade.Cascade`."""
+    """Open every tier and return a ready :class:`cascade_router.cascade.Cascade`.
+
+    Two tiers with the same model spec and options share one backend (one model in memory).
+
+    Raises:
+        ValueError: a bad router; what opening a backend raises (ModelNotAvailable,
+            FileNotFoundError, ModelError). Tiers already opened are closed first.
+    """
     from .cascade import Cascade
 
-    router = cfg.build_router(seed=seed)
-    slm = cfg.slm.open()
+    gates = cfg.build_gates(seed=seed)
+    opened: dict[str, Any] = {}
+    tiers: list[Tier] = []
     try:
-        llm = cfg.llm.open()
+        for t in cfg.tiers:
+            key = json.dumps({k: v for k, v in asdict(t).items() if k not in ("name", "router", "price")},
+                             sort_keys=True, default=str)
+            if key not in opened:
+                opened[key] = t.open()
+            tiers.append(Tier(t.name, opened[key], t.price_or_default(),
+                              {"model": t.model, "family": t.family, "threads": t.threads}))
     except Exception:
-        slm.close()
+        for b in opened.values():
+            b.close()
         raise
-    return Cascade(
-        slm, llm, router, slm_price=cfg.slm.price_or_default(), llm_price=cfg.llm.price_or_default(),
-        max_tokens=cfg.max_tokens, on_llm_error="raise" if cfg.on_llm_error == "fail" else "degrade",
-    )
+    return Cascade(tiers, gates, max_tokens=cfg.max_tokens,
+                   on_error="raise" if cfg.on_llm_error == "fail" else "degrade",
+                   gate_labels=cfg.gate_labels())

@@ -24,21 +24,26 @@ def resolve_config(
     router: str | None,
     threads: int | None = None,
 ) -> CascadeConfig:
-    """The config file's settings (or the defaults) with command-line options on top."""
+    """The config file's settings (or the defaults) with command-line options on top:
+    ``--slm`` replaces the first tier's model, ``--llm`` the last tier's, ``--router`` the gate
+    after the first tier, ``--threads`` every tier's threads."""
     try:
         cfg = load_config(config_path) if config_path else CascadeConfig()
     except ConfigError as e:
         fail(str(e))
-    if slm:
-        cfg.slm = TierConfig(slm)
-    if llm:
-        cfg.llm = TierConfig(llm)
+    for spec, tier in ((slm, cfg.first), (llm, cfg.last)):
+        if spec:
+            keep = TierConfig(spec, name=tier.name, router=tier.router)
+            cfg.tiers[cfg.tiers.index(tier)] = keep
     if threads:
-        cfg.slm.threads = cfg.llm.threads = threads
+        for t in cfg.tiers:
+            t.threads = threads
     if router:
-        cfg.router = router
+        if len(cfg.tiers) < 2:
+            fail("--router: the cascade has one tier, so there is no gate to set")
+        cfg.first.router = router
     try:
-        cfg.build_router()
+        cfg.build_gates()
     except ValueError as e:
         fail(str(e))
     return cfg
@@ -103,7 +108,7 @@ def load_scored_run(run_dir, examples: list, cfg):
 
     store = RunStore(run_dir)
     try:
-        return load_run(examples, store, cfg.slm.price_or_default(), cfg.llm.price_or_default())
+        return load_run(examples, store, cfg)
     except StoreError as e:
         fail(str(e))
     finally:

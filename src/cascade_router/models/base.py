@@ -9,7 +9,15 @@ from typing import Protocol, runtime_checkable
 
 
 class ModelError(RuntimeError):
-    """A model backend failed to produce a generation (unreachable, bad reply, crash)."""
+    """A model backend failed to produce a generation (unreachable, bad reply, crash).
+
+    Attributes:
+        tier: the name of the cascade tier that failed, where known (set by the cascade).
+    """
+
+    def __init__(self, message: str = "", tier: str | None = None) -> None:
+        super().__init__(message)
+        self.tier = tier
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """The router interface, in scikit-learn's habits.
 
-A router maps the SLM's confidence signals to a decision score (higher = more reason to
-escalate) and escalates a question iff ``score > threshold``. Constructor arguments are the
+A router maps one tier's confidence signals to a decision score (higher = more reason to go on
+to the next tier, or to abstain after the last) and escalates a question iff
+``score > threshold`` (:func:`decide`, the one place that states the rule). A router does not
+know which tier it stands after. Constructor arguments are the
 explicit parameters (``get_params``), learning routers have ``fit``, and every router saves to
 and loads from JSON.
 """
@@ -15,6 +17,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
+
+from ..jsonsafe import json_safe
 
 SignalRows = Sequence[Mapping[str, float]]
 
@@ -35,16 +39,12 @@ class Reason:
         return f"{self.signal:>20} = {v:>8}   escalate if {self.op} {self.threshold:g}   [{mark}]"
 
 
-def json_safe(x: Any) -> Any:
-    """``x`` with non-finite floats written as the strings ``"inf"``, ``"-inf"``, ``"nan"``
-    (standard JSON has no such numbers; ``float()`` reads the strings back)."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
-    if isinstance(x, dict):
-        return {k: json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [json_safe(v) for v in x]
-    return x
+def decide(score, threshold: float):
+    """THE decision rule of every gate: escalate iff ``score > threshold``; a nan score never
+    escalates. ``score`` a float (returns bool) or an array (returns a bool array, same shape)."""
+    with np.errstate(invalid="ignore"):
+        out = np.asarray(score, dtype=float) > float(threshold)
+    return bool(out) if out.ndim == 0 else out
 
 
 def value_is_nan(v: Any) -> bool:
@@ -83,9 +83,7 @@ class Router:
     def predict(self, signals: Mapping[str, float] | SignalRows) -> np.ndarray:
         """Escalate (True) or keep the SLM answer (False), shape ``(n,)``: ``score > threshold``.
         A nan score never escalates."""
-        s = self.decision_function(signals)
-        with np.errstate(invalid="ignore"):
-            return np.asarray(s > self.threshold, dtype=bool)
+        return np.asarray(decide(self.decision_function(signals), self.threshold), dtype=bool)
 
     def escalate(self, signals: Mapping[str, float]) -> bool:
         """The decision for one question."""
@@ -124,7 +122,7 @@ class Router:
     def save(self, path: str | Path) -> Path:
         """Write the router as JSON; returns the path."""
         path = Path(path)
-        path.write_text(json.dumps(json_safe(self.to_dict()), indent=2, allow_nan=False) + "\n")
+        path.write_text(json.dumps(json_safe(self.to_dict(), nan="string"), indent=2, allow_nan=False) + "\n")
         return path
 
     def __repr__(self) -> str:

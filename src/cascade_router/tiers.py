@@ -1,0 +1,124 @@
+"""Tiers: the models of a cascade as data (a name, a backend, a price).
+
+A cascade is an ordered list of :class:`Tier` objects with a gate (a router) after each one;
+see :mod:`cascade_router.cascade`. This module holds only the runtime records: it imports no
+evaluation code, so configuration and serving never pull in the evaluation package.
+
+Units: money in **dollars**, prices per **million tokens**.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .models.base import Backend, Generation
+
+
+def _nonneg(x, name: str) -> np.ndarray:
+    arr = np.asarray(x, dtype=float)
+    if np.any(np.isnan(arr)):
+        raise ValueError(f"{name} must not contain NaN")
+    if np.any(arr < 0):
+        raise ValueError(f"{name} must be >= 0")
+    return arr
+
+
+@dataclass(frozen=True)
+class TierPrice:
+    """Price of one model tier.
+
+    Attributes:
+        per_call: dollars per call (e.g. request fee or amortised fixed cost), >= 0.
+        prompt_per_mtok: dollars per million prompt tokens, >= 0.
+        completion_per_mtok: dollars per million completion tokens, >= 0.
+
+    Raises:
+        ValueError: a negative or NaN price (the message names the field).
+    """
+
+    per_call: float = 0.0
+    prompt_per_mtok: float = 0.0
+    completion_per_mtok: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("per_call", "prompt_per_mtok", "completion_per_mtok"):
+            v = float(getattr(self, name))
+            if not v >= 0:  # also catches NaN
+                raise ValueError(f"TierPrice.{name} must be >= 0, got {v}")
+
+    def cost(self, prompt_tokens, completion_tokens):
+        """Dollars for one call (or element-wise for arrays of calls).
+
+        ``per_call + prompt_tokens * prompt_per_mtok / 1e6 + completion_tokens * completion_per_mtok / 1e6``
+
+        Args:
+            prompt_tokens: prompt tokens, scalar or array, >= 0.
+            completion_tokens: completion tokens, same shape as ``prompt_tokens``, >= 0.
+
+        Returns:
+            float for scalar inputs, otherwise an array of dollars with the inputs' shape.
+
+        Raises:
+            ValueError: negative/NaN token counts or mismatched shapes.
+        """
+        p = _nonneg(prompt_tokens, "prompt_tokens")
+        c = _nonneg(completion_tokens, "completion_tokens")
+        if p.shape != c.shape:
+            raise ValueError(
+                f"completion_tokens must have the same shape as prompt_tokens, got {c.shape} and {p.shape}")
+        out = self.per_call + p * (self.prompt_per_mtok / 1e6) + c * (self.completion_per_mtok / 1e6)
+        return float(out) if out.ndim == 0 else out
+
+    def of(self, gen: Generation | None) -> float:
+        """Dollars for one generation (0 for None)."""
+        if gen is None:
+            return 0.0
+        return float(self.cost(gen.prompt_tokens, gen.completion_tokens))
+
+
+@dataclass
+class Tier:
+    """One tier of a cascade.
+
+    Attributes:
+        name: unique within the cascade (``"slm"``, ``"medium"``, ...); names the tier in
+            results, the run store, the server's ``model`` field and metrics labels.
+        backend: the model (:class:`~cascade_router.models.base.Backend`).
+        price: what a call costs (default free).
+        options: per-tier settings kept for records (prompt family, threads, model spec, ...).
+    """
+
+    name: str
+    backend: Backend
+    price: TierPrice = field(default_factory=TierPrice)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_id(self) -> str:
+        """The backend's model id (what generations record)."""
+        return str(getattr(self.backend, "model_id", self.name))
+
+    def close(self) -> None:
+        """Close the backend."""
+        self.backend.close()
+
+
+def check_tier_names(names: list[str], where: str = "tiers") -> None:
+    """Raise ValueError naming the first duplicate or empty tier name (or the reserved
+    ``abstain``/``cascade``/``cache``)."""
+    seen: set[str] = set()
+    for n in names:
+        if not isinstance(n, str) or not n.strip():
+            raise ValueError(f"{where}: every tier needs a non-empty name, got {n!r}")
+        if n in RESERVED_NAMES:
+            raise ValueError(f"{where}: tier name {n!r} is reserved ({', '.join(RESERVED_NAMES)})")
+        if n in seen:
+            raise ValueError(f"{where}: duplicate tier name {n!r}; tier names must be unique")
+        seen.add(n)
+
+
+#: Names a tier may not take: routes and server model ids that mean something else.
+RESERVED_NAMES = ("abstain", "cascade", "cache")
