@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from cascade_router.tiers import TierPrice
 from cascade_router.evaluation.costs import (
-    TierPrice,
     cost_curve,
     latency,
     percentiles,

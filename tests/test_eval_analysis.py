@@ -44,7 +44,7 @@ from click.testing import CliRunner
 
 from cascade_router.cli import main
 from cascade_router.datasets import QAExample, load_dataset
-from cascade_router.evaluation import TierPrice
+from cascade_router.tiers import TierPrice
 from cascade_router.evaluation.analysis import analyse, load_run, point_metrics
 from cascade_router.evaluation.curves import oracle_curve, summarize, sweep
 from cascade_router.evaluation.report import write_report

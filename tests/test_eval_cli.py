@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from cascade_router.cli import main
 from cascade_router.datasets import load_dataset
 from cascade_router.evaluation.analysis import load_run, signal_rows
-from cascade_router.evaluation.costs import TierPrice
+from cascade_router.tiers import TierPrice
 from cascade_router.evaluation.store import DB_NAME, RunStore
 from cascade_router.models.base import Generation, TokenTop
 from cascade_router.routers import LogisticRouter, get_router

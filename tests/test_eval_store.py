@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cascade_router.datasets import QAExample
-from cascade_router.evaluation import TierPrice
+from cascade_router.tiers import TierPrice
 from cascade_router.evaluation.analysis import load_run, point_metrics
 from cascade_router.evaluation.runner import run_generations
 from cascade_router.evaluation.store import DB_NAME, RunMismatchError, RunStore

@@ -11,8 +11,8 @@ import click
 import numpy as np
 
 from ..routers import LogisticRouter, gain_labels, get_router
-from ..routers.base import json_safe
-from .common import fail, load_scored_run, open_run, resolve_config
+from ..jsonsafe import json_safe
+from .common import fail, load_scored_run, open_run
 
 
 @click.command()
@@ -22,10 +22,13 @@ from .common import fail, load_scored_run, open_run, resolve_config
 @click.option("--target-rate", type=float, default=None, help="LLM-call rate to aim for, in [0, 1] (at most this rate).")
 @click.option("--target-gap", type=float, default=None,
               help="Share of the SLM-to-LLM F1 gap to recover, in [0, 1] (cheapest threshold reaching it).")
+@click.option("--after", default=None, metavar="TIER",
+              help="The tier the gate stands after (default: the first); it decides between that tier's answer "
+                   "and the next tier's.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True, help="Where to write the router JSON.")
-def command(run_dir, router_spec, target_rate, target_gap, out_path):
-    """Calibrate a router on RUN_DIR's stored generations (made by `cascade-router eval`)."""
-    from ..evaluation.analysis import signal_rows
+def command(run_dir, router_spec, target_rate, target_gap, after, out_path):
+    """Calibrate the gate after a tier (default: the first) on RUN_DIR's stored generations (made
+    by `cascade-router eval`): the rate is the share of questions sent on to the next tier."""
     from ..evaluation.curves import threshold_for_quality, threshold_for_rate
 
     if (target_rate is None) == (target_gap is None):
@@ -37,15 +40,19 @@ def command(run_dir, router_spec, target_rate, target_gap, out_path):
         fail(f"--out {out_path}: its directory does not exist")
     rd = Path(run_dir)
     ident, examples = open_run(run_dir)
-    run = load_scored_run(rd, examples, resolve_config(None, None, None, None))
+    run = load_scored_run(rd, ident, examples)
     if run.n < 10:
         fail(f"{rd}: only {run.n} scored questions; calibrate on at least 10")
-    rows = signal_rows(run)
-    slm_q, llm_q = run.arrays["slm_f1"], run.arrays["llm_f1"]
+    after = after or run.first
+    if after not in run.names[:-1]:
+        fail(f"--after {after}: not a tier with a next tier in this run; tiers: {', '.join(run.names)}")
+    nxt = run.names[run.names.index(after) + 1]
+    rows = run.signals(after)
+    slm_q, llm_q = run.arrays[after].f1, run.arrays[nxt].f1
     if router_spec == "logistic":
         y, w = gain_labels(slm_q, llm_q)
         if len(np.unique(y[w > 0])) < 2:
-            fail("the LLM never (or always) beats the SLM in this run: nothing to learn")
+            fail(f"{nxt} never (or always) beats {after} in this run: nothing to learn")
         router = LogisticRouter().fit(rows, y, sample_weight=w)
     else:
         try:
@@ -82,6 +89,7 @@ def command(run_dir, router_spec, target_rate, target_gap, out_path):
     except OSError as e:
         fail(f"--out {out_path}: {e.strerror or e}")
     click.echo(json.dumps(json_safe({"router": str(out_path), "kind": router.kind, "threshold": t,
+                           "after": after, "next": nxt,
                            "calibration_questions": run.n, "llm_call_rate": float(esc.mean()),
-                           "f1": 100 * float(f1), "slm_f1": 100 * float(slm_q.mean()),
-                           "llm_f1": 100 * float(llm_q.mean())}), indent=2))
+                           "f1": 100 * float(f1), f"{after}_f1": 100 * float(slm_q.mean()),
+                           f"{nxt}_f1": 100 * float(llm_q.mean())}), indent=2))

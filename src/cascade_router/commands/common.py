@@ -60,60 +60,21 @@ def check_specs(slm: str | None, llm: str | None) -> None:
 
 
 def open_run(run_dir: str) -> tuple[dict, list]:
-    """The identity and the sampled questions of a run directory made by ``eval``.
+    """:func:`cascade_router.evaluation.runs.open_run`; exits 2 with its message on a RunError."""
+    from ..evaluation.runs import RunError, open_run as _open
 
-    Exits 2 with a message naming the directory when it holds no usable run (no database, a
-    corrupt one, no recorded identity, or data that no longer loads).
-    """
-    import sqlite3
-    from pathlib import Path
-
-    from ..datasets import DatasetError, load_dataset, sample
-    from ..evaluation.store import DB_NAME, RunStore
-
-    rd = Path(run_dir)
-    if not (rd / DB_NAME).is_file():
-        fail(f"{rd}: no {DB_NAME} here; is this a run directory made by `cascade-router eval`?")
     try:
-        store = RunStore(rd)
-        ident = store.meta()
-        store.close()
-    except sqlite3.DatabaseError as e:
-        fail(f"{rd / DB_NAME}: not a usable run database: {e}")
-    except ValueError as e:  # a meta value that is not JSON
-        fail(f"{rd / DB_NAME}: the run identity is damaged: {e}")
-    if not all(k in ident for k in ("dataset", "data", "limit", "seed")):
-        fail(f"{rd}: the run has no recorded identity (dataset, data, limit, seed)")
-    bad = [k for k, ok in (("dataset", isinstance(ident["dataset"], str)), ("data", isinstance(ident["data"], str)),
-                           ("limit", ident["limit"] is None or _is_int(ident["limit"])), ("seed", _is_int(ident["seed"])))
-           if not ok]
-    if bad:
-        fail(f"{rd / DB_NAME}: the run identity is damaged: wrong type for {', '.join(bad)}")
-    try:
-        data = None if ident["data"] == "bundled" else ident["data"]
-        examples = sample(load_dataset(ident["dataset"], data), ident["limit"], seed=ident["seed"])
-    except DatasetError as e:
-        fail(f"{rd}: cannot rebuild the run's questions: {e}")
-    return ident, examples
-
-
-def load_scored_run(run_dir, examples: list, cfg):
-    """The run's stored generations joined with its questions and scored
-    (:func:`cascade_router.evaluation.analysis.load_run`, prices from ``cfg``).
-
-    Exits 2 with the message of a damaged stored row (:class:`StoreError`).
-    """
-    from ..evaluation.analysis import load_run
-    from ..evaluation.store import RunStore, StoreError
-
-    store = RunStore(run_dir)
-    try:
-        return load_run(examples, store, cfg)
-    except StoreError as e:
+        return _open(run_dir)
+    except RunError as e:
         fail(str(e))
-    finally:
-        store.close()
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+def load_scored_run(run_dir, ident: dict, examples: list, cfg=None):
+    """:func:`cascade_router.evaluation.runs.load_scored_run`; exits 2 on a RunError (a damaged
+    stored row)."""
+    from ..evaluation.runs import RunError, load_scored_run as _load
+
+    try:
+        return _load(run_dir, ident, examples, cfg)
+    except RunError as e:
+        fail(str(e))

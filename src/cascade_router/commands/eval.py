@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -15,6 +14,7 @@ import click
 
 from ..config import CascadeConfig
 from ..datasets import DATASETS, DatasetError, load_dataset, sample
+from ..models.base import ModelError
 from ..models.registry import ModelNotAvailable
 from ..prompts import DATASET_TASK
 from ..routers import get_router
@@ -23,20 +23,14 @@ from .common import check_specs, fail, load_scored_run, open_run, resolve_config
 DEFAULT_LIMIT = 200
 
 
-def _sample_digest(examples) -> str:
-    """sha256 over the sampled questions (id, question, passage, gold answers), so that a data
-    file edited in place is not scored with generations made for its old content."""
-    h = hashlib.sha256()
-    for ex in examples:
-        h.update(json.dumps([ex.id, ex.question, ex.context, ex.answers], ensure_ascii=False).encode())
-    return h.hexdigest()
+def _short(spec: str) -> str:
+    name = spec.split("@", 1)[0] if "@" in spec else Path(spec).stem if spec.endswith(".gguf") else spec
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "model"
 
 
 def _run_dir_name(cfg: CascadeConfig, dataset: str, lim: int | None, seed: int) -> str:
-    def short(spec: str) -> str:
-        name = spec.split("@", 1)[0] if "@" in spec else Path(spec).stem if spec.endswith(".gguf") else spec
-        return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "model"
-    return f"runs/{dataset}-{short(cfg.slm.model)}-{short(cfg.llm.model)}-n{lim or 'all'}-s{seed}"
+    models = "-".join(_short(t.model) for t in cfg.tiers)
+    return f"runs/{dataset}-{models}-n{lim or 'all'}-s{seed}"
 
 
 def _extra_routers(routers: str | None, seed: int) -> dict:
@@ -51,46 +45,47 @@ def _extra_routers(routers: str | None, seed: int) -> dict:
     return out
 
 
-def _identity(cfg: CascadeConfig, dataset: str, data: str | None, limit: int | None, seed: int, examples) -> dict:
-    n = len(examples)
-    return {
-        "dataset": dataset,
-        "data": str(Path(data).resolve()) if data else "bundled",
-        "slm": cfg.slm.model,
-        "llm": cfg.llm.model,
-        "limit": limit,
-        "seed": seed,
-        "questions": n,
-        "max_tokens": cfg.max_tokens,
-        "slm_options": {"family": cfg.slm.family, "n_ctx": cfg.slm.n_ctx, "top_k": cfg.slm.top_k},
-        "llm_options": {"family": cfg.llm.family, "n_ctx": cfg.llm.n_ctx, "top_k": cfg.llm.top_k},
-        "prompt_version": 1,
-        "sample_sha256": _sample_digest(examples),
-    }
-
-
-def _analyse_and_write(run_dir: Path, identity: dict, cfg: CascadeConfig, examples, seed: int,
-                       extra: dict | None = None, extra_routers: dict | None = None):
+def _analyse_and_write(run_dir: Path, identity: dict, cfg: CascadeConfig | None, examples, seed: int,
+                       extra: dict | None = None, extra_routers: dict | None = None, gate_specs: list | None = None):
+    from ..config import build_router, router_label
     from ..evaluation.analysis import analyse
     from ..evaluation.report import write_report
 
-    run = load_scored_run(run_dir, examples, cfg)
-    res = analyse(run, seed=seed, extra_routers=extra_routers)
+    run = load_scored_run(run_dir, identity, examples, cfg)
+    gates = []
+    for spec in gate_specs or []:
+        try:
+            gates.append((router_label(spec), build_router(spec, seed=seed)))
+        except ValueError as e:
+            fail(f"gate router {router_label(spec)!r}: {e}")
+    res = analyse(run, seed=seed, extra_routers=extra_routers, gates=gates)
     extra = dict(extra or {}, extra_routers=sorted(extra_routers or {}))
+    if gate_specs and len(run.names) >= 3:
+        extra["gate_specs"] = gate_specs
     paths = write_report(run_dir, identity, run, res, extra)
     return run, res, paths
 
 
 def _print_summary(run, res, paths) -> None:
-    p = res["points"]
-    click.echo(f"scored {run.n} questions (errors: slm {len(run.errors['slm'])}, llm {len(run.errors['llm'])})")
-    for name in ("always-slm", "always-llm", "seed-v1", "seed-v2", "seed-v3", "oracle"):
+    p = res.points
+    errs = ", ".join(f"{t} {len(run.errors[t])}" for t in run.names)
+    click.echo(f"scored {run.n} questions (errors: {errs})")
+    for name in (f"always-{run.first}", f"always-{run.last}", "seed-v1", "seed-v2", "seed-v3", "oracle"):
         x = p[name]
-        click.echo(f"  {name:11} F1 {x['f1']:5.1f}  EM {x['exact']:5.1f}  LLM calls {100 * x['llm_call_rate']:5.1f}%")
-    best = max(((k, v) for k, v in res["curves"].items() if k not in ("oracle", "random") and v.get("apgr") is not None and v["apgr"] == v["apgr"]),
-               key=lambda kv: kv[1]["apgr"], default=None)
+        click.echo(f"  {name:11} F1 {x.f1:5.1f}  EM {x.exact:5.1f}  {run.last} calls {100 * x.llm_call_rate:5.1f}%")
+    best = max(((k, v) for k, v in res.curves.items() if k not in ("oracle", "random") and v.apgr == v.apgr),
+               key=lambda kv: kv[1].apgr, default=None)
     if best:
-        click.echo(f"  best router on the test split by APGR: {best[0]} (APGR {best[1]['apgr']:.3f})")
+        click.echo(f"  best router on the test split by APGR: {best[0]} (APGR {best[1].apgr:.3f})")
+    if res.chain is not None:
+        c = res.chain
+        click.echo(f"  chain {' -> '.join(run.names)}: APGR {c.apgr:.3f} on the normalised cost axis (test split)")
+        for k, s in c.targets.items():
+            click.echo(f"    @{k} budget: F1 {s.test.f1:5.1f}  ${1000 * s.test.cost_per_question_usd:.4f} / 1k q  "
+                       + "  ".join(f"{t} {100 * v:.0f}%" for t, v in (s.test.answered_by or {}).items()))
+    if res.abstain is not None:
+        for name, x in res.abstain.rows.items():
+            click.echo(f"  {name}: F1 {x.f1:5.1f} (HasAns {x.HasAns_f1:5.1f}, NoAns {x.NoAns_f1:5.1f}), abstained {100 * x.abstain_rate:.1f}%")
     click.echo(f"report: {paths['report']}")
 
 
@@ -124,7 +119,9 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
         fail(f"{dataset}: no questions to evaluate")
     lim = limit or None
     run_dir = Path(out_dir or _run_dir_name(cfg, dataset, lim, seed))
-    identity = _identity(cfg, dataset, data, lim, seed, examples)
+    from ..evaluation.runs import identity_for
+
+    identity = identity_for(cfg, dataset, data, lim, seed, examples)
 
     from ..evaluation.runner import run_generations
     from ..evaluation.store import RunLockedError, RunMismatchError, RunStore
@@ -138,33 +135,38 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
     except RunMismatchError as e:
         store.close()
         fail(str(e))
-    click.echo(f"{dataset}: {len(examples)} questions -> {run_dir} (SLM {cfg.slm.model}, LLM {cfg.llm.model})", err=True)
+    chain = ", ".join(f"{t.name} {t.model}" for t in cfg.tiers)
+    click.echo(f"{dataset}: {len(examples)} questions -> {run_dir} (tiers: {chain})", err=True)
+    from ..config import build_cascade
+
     try:
-        tiers = {"slm": cfg.slm.open(), "llm": cfg.llm.open()}
-    except (ModelNotAvailable, FileNotFoundError, ValueError, RuntimeError) as e:
+        cascade = build_cascade(cfg, seed=seed)  # one backend per distinct model spec
+    except (ModelNotAvailable, ModelError, FileNotFoundError, ValueError, RuntimeError) as e:
         store.close()
         fail(str(e), code=1)
     try:
+        tiers = {t.name: t.backend for t in cascade.tiers}
         stats = run_generations(examples, tiers, store, DATASET_TASK[dataset], cfg.max_tokens, progress=not no_progress)
     finally:
-        for b in tiers.values():
-            b.close()
+        cascade.close()
         store.close()
     click.echo(f"generated {stats.generated}, resumed past {stats.skipped}, errors {stats.errors}; "
                f"wall {stats.wall_s:.1f} s, in models {stats.model_s:.1f} s", err=True)
     identity_out = dict(identity, command=" ".join(["cascade-router"] + [shlex.quote(a) for a in sys.argv[1:]]))
     extra = {"last_run": {"generated": stats.generated, "resumed": stats.skipped, "errors": stats.errors,
                           "wall_s": stats.wall_s, "model_s": stats.model_s}}
-    run, res, paths = _analyse_and_write(run_dir, identity_out, cfg, examples, seed, extra, extra_routers)
+    gate_specs = [cfg.gate_spec(i) for i in range(len(cfg.tiers)) if cfg.gate_spec(i) is not None]
+    run, res, paths = _analyse_and_write(run_dir, identity_out, cfg, examples, seed, extra, extra_routers, gate_specs)
     _print_summary(run, res, paths)
     _fail_if_nothing_scored(run, run_dir)
 
 
 def _fail_if_nothing_scored(run, run_dir: Path) -> None:
-    """Exit 1 when no question has both tiers' generations (the report files are still written)."""
+    """Exit 1 when no question has every tier's generation (the report files are still written)."""
     if run.n == 0:
-        fail(f"no question could be scored (errors: slm {len(run.errors['slm'])}, llm {len(run.errors['llm'])}, "
-             f"not yet generated {run.missing}); see {run_dir / 'summary.json'}", code=1)
+        errs = ", ".join(f"{t} {len(run.errors[t])}" for t in run.names)
+        fail(f"no question could be scored (errors: {errs}, not yet generated {run.missing}); "
+             f"see {run_dir / 'summary.json'}", code=1)
 
 
 @click.command("report")
@@ -174,13 +176,31 @@ def report_command(run_dir, config_path):
     """Rebuild RUN_DIR's report from its stored generations, without running a model."""
     rd = Path(run_dir)
     ident, examples = open_run(run_dir)
-    cfg = resolve_config(config_path, None, None, None)
-    cfg.slm.model, cfg.llm.model = ident["slm"], ident["llm"]
+    cfg = None
+    if config_path:
+        from ..config import ConfigError, load_config
+
+        try:
+            cfg = load_config(config_path)
+        except ConfigError as e:
+            fail(str(e))
     summary_path = rd / "summary.json"
-    prev = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    try:
+        prev = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    except ValueError:
+        prev = {}
     ident_out = dict(ident, command=prev.get("identity", {}).get("command", ""))
     extra_routers = _extra_routers(",".join(prev.get("extra_routers") or []), ident["seed"])
+    gate_specs = prev.get("gate_specs")
+    if cfg is not None and [t.name for t in cfg.tiers] == [n for n, _ in _run_tiers(ident)]:
+        gate_specs = [cfg.gate_spec(i) for i in range(len(cfg.tiers)) if cfg.gate_spec(i) is not None]
     run, res, paths = _analyse_and_write(rd, ident_out, cfg, examples, ident["seed"], {"last_run": prev.get("last_run")},
-                                         extra_routers)
+                                         extra_routers, gate_specs)
     _print_summary(run, res, paths)
     _fail_if_nothing_scored(run, rd)
+
+
+def _run_tiers(ident):
+    from ..evaluation.runs import run_tiers
+
+    return run_tiers(ident)

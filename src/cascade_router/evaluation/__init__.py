@@ -1,6 +1,6 @@
 """Offline evaluation math: threshold sweeps, RouteLLM metrics, cost accounting, plots."""
 
-from .costs import TierPrice, cost_curve, latency, percentiles, question_cost, question_costs
+from .costs import cost_curve, latency, percentiles, question_cost, question_costs
 from .curves import (
     Curve,
     apgr,
@@ -20,5 +20,5 @@ from .curves import (
 __all__ = [
     "Curve", "apgr", "auc", "cascade_quality", "cpt", "escalate", "oracle_curve", "pgr",
     "random_curve", "summarize", "sweep", "threshold_for_quality", "threshold_for_rate",
-    "TierPrice", "cost_curve", "latency", "percentiles", "question_cost", "question_costs",
+    "cost_curve", "latency", "percentiles", "question_cost", "question_costs",
 ]

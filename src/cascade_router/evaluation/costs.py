@@ -9,14 +9,11 @@ question pays (and waits for) the SLM only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from .curves import Curve
 
 __all__ = [
-    "TierPrice",
     "question_cost",
     "question_costs",
     "latency",
@@ -42,51 +39,6 @@ def _same_shape(**arrays: np.ndarray) -> None:
             raise ValueError(
                 f"{nm} must have the same shape as {names[0]}, got {arrays[nm].shape} and {first.shape}"
             )
-
-
-@dataclass(frozen=True)
-class TierPrice:
-    """Price of one model tier.
-
-    Attributes:
-        per_call: dollars per call (e.g. request fee or amortised fixed cost), >= 0.
-        prompt_per_mtok: dollars per million prompt tokens, >= 0.
-        completion_per_mtok: dollars per million completion tokens, >= 0.
-
-    Raises:
-        ValueError: a negative or NaN price (the message names the field).
-    """
-
-    per_call: float = 0.0
-    prompt_per_mtok: float = 0.0
-    completion_per_mtok: float = 0.0
-
-    def __post_init__(self) -> None:
-        for name in ("per_call", "prompt_per_mtok", "completion_per_mtok"):
-            v = float(getattr(self, name))
-            if not v >= 0:  # also catches NaN
-                raise ValueError(f"TierPrice.{name} must be >= 0, got {v}")
-
-    def cost(self, prompt_tokens, completion_tokens):
-        """Dollars for one call (or element-wise for arrays of calls).
-
-        ``per_call + prompt_tokens * prompt_per_mtok / 1e6 + completion_tokens * completion_per_mtok / 1e6``
-
-        Args:
-            prompt_tokens: prompt tokens, scalar or array, >= 0.
-            completion_tokens: completion tokens, same shape as ``prompt_tokens``, >= 0.
-
-        Returns:
-            float for scalar inputs, otherwise an array of dollars with the inputs' shape.
-
-        Raises:
-            ValueError: negative/NaN token counts or mismatched shapes.
-        """
-        p = _nonneg(prompt_tokens, "prompt_tokens")
-        c = _nonneg(completion_tokens, "completion_tokens")
-        _same_shape(prompt_tokens=p, completion_tokens=c)
-        out = self.per_call + p * (self.prompt_per_mtok / 1e6) + c * (self.completion_per_mtok / 1e6)
-        return float(out) if out.ndim == 0 else out
 
 
 def question_cost(slm_cost: float, llm_cost: float, escalated: bool) -> float:

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from .curves import Curve
 
-__all__ = ["plot_curves"]
+__all__ = ["plot_curves", "plot_chain"]
 
 Point = tuple  # (name, call_rate, quality, cost_or_None)
 
@@ -49,6 +49,7 @@ def plot_curves(
     points: Sequence[Point] | None = None,
     ylabel: str = "F1",
     emphasis: set[str] | None = None,
+    tier_names: tuple[str, str] = ("slm", "llm"),
 ) -> str:
     """Draw quality curves of several routers and save a PNG.
 
@@ -74,6 +75,7 @@ def plot_curves(
         ylabel: quality axis label.
         emphasis: names of router curves to draw boldly; the other router curves are drawn
             thin and faded so that every router can share one figure. ``None``: all bold.
+        tier_names: the cheap and the expensive tier, for labels.
 
     Returns:
         ``str(path)``.
@@ -95,6 +97,7 @@ def plot_curves(
             raise ValueError(f"points: call_rate of {p[0]!r} must lie in [0, 1], got {p[1]}")
     cost_arrays = _costs_for(curves, costs) if costs is not None else None
 
+    lo, hi = (n.upper() if n in ("slm", "llm") else n for n in tier_names)
     panels = ["call_rate"] if x == "call_rate" else []
     if cost_arrays is not None:
         panels.append("cost")
@@ -127,14 +130,56 @@ def plot_curves(
                 continue
             ax.plot([rate if panel == "call_rate" else cost], [qual], marker="*", markersize=11,
                     markeredgecolor="black", markeredgewidth=0.6, linestyle="none", label=str(name), zorder=4)
-        ax.axhline(q_slm, color="tab:blue", linestyle="-.", linewidth=1, label="always SLM")
-        ax.axhline(q_llm, color="tab:red", linestyle="-.", linewidth=1, label="always LLM")
-        ax.set_xlabel("LLM-call rate" if panel == "call_rate" else "mean cost per question ($)")
+        ax.axhline(q_slm, color="tab:blue", linestyle="-.", linewidth=1, label=f"always {lo}")
+        ax.axhline(q_llm, color="tab:red", linestyle="-.", linewidth=1, label=f"always {hi}")
+        ax.set_xlabel(f"{hi}-call rate" if panel == "call_rate" else "mean cost per question ($)")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
         if panel == "call_rate":
             ax.set_xlim(-0.02, 1.02)
     handles, labels = axes[-1].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize="small", loc="outside right center")
+    fig.suptitle(title)
+    fig.savefig(os.fspath(path), format="png", dpi=110)
+    fig.clear()
+    return str(path)
+
+
+def plot_chain(chain, path: str | os.PathLike, title: str = "Chain: F1 vs cost") -> str:
+    """Draw an N-tier chain's test-split F1 against mean dollars per question and save a PNG.
+
+    The frontier (settings on the calibration split's cost-quality frontier, measured on the
+    test split) as a line; each single tier, the configured chain, random and the oracle as
+    markers; the budget targets as stars.
+
+    Args:
+        chain: a :class:`~cascade_router.evaluation.analysis.ChainAnalysis`.
+        path: output PNG path (parent folder must exist).
+
+    Returns:
+        ``str(path)``.
+    """
+    fig = Figure(figsize=(8.5, 5.0), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    fr = sorted(chain.frontier, key=lambda s: s.test.cost_per_question_usd)
+    ax.plot([s.test.cost_per_question_usd for s in fr], [s.test.f1 for s in fr], marker=".", color="tab:purple",
+            label="chain frontier (calibrated)")
+    markers = {"oracle": ("black", "D"), "random (each gate 50%)": ("grey", "s"), "chain (configured)": ("tab:green", "^")}
+    tier_colors = matplotlib.colormaps["tab10"].colors
+    j = 0
+    for name, p in chain.points.items():
+        color, m = markers.get(name, (tier_colors[j % 10], "o"))
+        if name.startswith("tier:"):
+            j += 1
+        ax.plot([p.cost_per_question_usd], [p.f1], marker=m, color=color, linestyle="none", markersize=8, label=name)
+    for k, s in chain.targets.items():
+        ax.plot([s.test.cost_per_question_usd], [s.test.f1], marker="*", markersize=12, markeredgecolor="black",
+                linestyle="none", label=f"@{k} budget")
+    ax.set_xlabel("mean cost per question ($)")
+    ax.set_ylabel("F1")
+    ax.grid(True, alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, fontsize="small", loc="outside right center")
     fig.suptitle(title)
     fig.savefig(os.fspath(path), format="png", dpi=110)

@@ -8,23 +8,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ..routers import PRESETS, preset
+from ..jsonsafe import json_safe
 from ..signals import SIGNALS
-from .analysis import RunData, signal_rows
-
-
-def _clean(x: Any) -> Any:
-    if isinstance(x, float) and (math.isnan(x) or math.isinf(x)):
-        return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, (np.floating, np.integer)):
-        return _clean(x.item())
-    return x
+from .analysis import Analysis, RunData
 
 
 def _pct(x: Any) -> str:
@@ -44,8 +30,8 @@ def _f(x: Any, nd: int = 1) -> str:
 
 def _prompt_cache(run: RunData) -> dict[str, Any]:
     out = {}
-    for tier in ("slm", "llm"):
-        gens = [getattr(r, tier) for r in run.records]
+    for tier in run.names:
+        gens = [r.tiers[tier].generation for r in run.records]
         sent = sum(g.prompt_tokens for g in gens)
         cached = sum(g.cached_prompt_tokens or 0 for g in gens)
         out[tier] = {
@@ -59,125 +45,181 @@ def _prompt_cache(run: RunData) -> dict[str, Any]:
     return out
 
 
-def _plotted(res: dict[str, Any], n_signals: int = 3) -> set[str]:
+def _plotted(res: Analysis, n_signals: int = 3) -> set[str]:
     """Curves drawn boldly in curve.png (the others are drawn faded): random, oracle, logistic,
     seed-v1 swept, and the best ``n_signals`` single signals by APGR (AUC where APGR is
     undefined)."""
     def key(item):
         v = item[1]
-        a = v.get("apgr")
-        return a if a is not None and a == a else v.get("auc", 0.0) - 10
-    sig = sorted(((k, v) for k, v in res["curves"].items() if k.startswith("signal:")), key=key, reverse=True)
+        return v.apgr if v.apgr == v.apgr else v.auc - 10
+    sig = sorted(((k, v) for k, v in res.curves.items() if k.startswith("signal:")), key=key, reverse=True)
     return {"random", "oracle", "logistic", "seed-v1 (swept)", *[k for k, _ in sig[:n_signals]]}
 
 
-def write_report(run_dir: str | Path, identity: dict[str, Any], run: RunData, res: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Path]:
-    """Write every report file into ``run_dir``; returns ``{name: path}``.
-
-    Files: ``summary.json`` (all numbers, with the identity: command, models, dataset, sizes,
-    seed), ``report.md`` (tables), ``curve.png`` (F1 vs LLM-call rate and vs cost),
-    ``questions.csv`` (per question: both answers and scores, signals, route under each preset),
-    and official-format predictions for each tier and preset (``predictions/*.json``) that
-    ``cascade-router score`` reads.
-    """
-    run_dir = Path(run_dir)
-    paths: dict[str, Path] = {}
-    dataset = identity.get("dataset")
-    summary = {
+def summary_of(identity: dict[str, Any], run: RunData, res: Analysis, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``summary.json`` content (JSON-ready: :func:`cascade_router.jsonsafe.json_safe`)."""
+    summary: dict[str, Any] = {
         "identity": identity,
+        "tiers": run.names,
         "scored_questions": run.n,
         "errors": {t: len(v) for t, v in run.errors.items()},
         "error_ids": run.errors,
         "not_yet_generated": run.missing,
         "prompt_cache": _prompt_cache(run),
-        "prices": {"slm": vars(run.slm_price), "llm": vars(run.llm_price)},
-        "points": res["points"],
-        "split": res["split"],
-        "test_baselines": res.get("test_baselines"),
-        "curves": res["curves"],
-        **(extra or {}),
+        "prices": {t: vars(p) for t, p in run.prices.items()},
+        "points": {k: p.to_dict() for k, p in res.points.items()},
+        "split": res.split,
+        "test_baselines": res.test_baselines,
+        "curves": {k: c.to_dict() for k, c in res.curves.items()},
     }
-    paths["summary"] = run_dir / "summary.json"
-    paths["summary"].write_text(json.dumps(_clean(summary), indent=2) + "\n")
+    if res.chain is not None:
+        c = res.chain
+        summary["chain"] = {
+            "gates": c.gates, "grid_size": c.grid_size, "apgr": c.apgr, "cpt50": c.cpt50, "cpt80": c.cpt80,
+            "points": {k: p.to_dict() for k, p in c.points.items()},
+            "targets": {k: {"thresholds": s.thresholds, "calibration": s.calibration.to_dict(), "test": s.test.to_dict()}
+                        for k, s in c.targets.items()},
+            "frontier": [{"thresholds": s.thresholds, "calibration": s.calibration.to_dict(), "test": s.test.to_dict()}
+                         for s in c.frontier],
+        }
+    if res.abstain is not None:
+        a = res.abstain
+        summary["abstain"] = {"gate": a.gate, "threshold": a.threshold, "base": a.base, "candidates": a.candidates,
+                              "rows": {k: p.to_dict() for k, p in a.rows.items()}}
+    summary.update(extra or {})
+    return json_safe(summary)
 
-    # predictions in the official formats
+
+def write_report(run_dir: str | Path, identity: dict[str, Any], run: RunData, res: Analysis, extra: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write every report file into ``run_dir``; returns ``{name: path}``.
+
+    Files: ``summary.json`` (all numbers, with the identity: command, models, dataset, sizes,
+    seed), ``report.md`` (tables), ``curve.png`` (F1 vs LLM-call rate and vs cost, first->last
+    pair), ``chain.png`` (three tiers or more: the chain's cost-quality frontier),
+    ``questions.csv`` (per question: every tier's answer and scores, the first tier's signals,
+    the route under each preset as the analysis decided it), and official-format predictions
+    for each tier and preset (``predictions/*.json``) that ``cascade-router score`` reads.
+    """
+    run_dir = Path(run_dir)
+    paths: dict[str, Path] = {}
+    dataset = identity.get("dataset")
+    summary = summary_of(identity, run, res, extra)
+    paths["summary"] = run_dir / "summary.json"
+    paths["summary"].write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+
+    # predictions in the official formats: every tier alone, and each preset's routing
     pred_dir = run_dir / "predictions"
     pred_dir.mkdir(exist_ok=True)
-    rows = signal_rows(run)
-    routes = {p: preset(p).predict(rows) if run.n else np.zeros(0, bool) for p in PRESETS}
-    sets = {"slm": [r.slm_answer for r in run.records], "llm": [r.llm_answer for r in run.records]}
-    for p, m in routes.items():
-        sets[p] = [r.llm_answer if e else r.slm_answer for r, e in zip(run.records, m)]
+    sets = {t: [r.tiers[t].answer for r in run.records] for t in run.names}
+    for p in PRESET_ROUTES:
+        sets[p] = [r.tiers[t].answer for r, t in zip(run.records, res.routes[p])]
     for name, answers in sets.items():
         d = {r.ex.id: a for r, a in zip(run.records, answers)}
         body = {"answer": d, "sp": {}} if dataset == "hotpotqa" else d
         (pred_dir / f"{name}.json").write_text(json.dumps(body, ensure_ascii=False))
 
     # questions.csv
+    first, last = run.first, run.last
+    middle = run.names[1:-1]
     paths["questions"] = run_dir / "questions.csv"
     with paths["questions"].open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["id", "question", "gold", "slm_answer", "llm_answer", "slm_em", "slm_f1", "llm_em", "llm_f1",
-                    *SIGNALS, *[f"route_{p}" for p in PRESETS]])
+        w.writerow(["id", "question", "gold", f"{first}_answer", f"{last}_answer", f"{first}_em", f"{first}_f1",
+                    f"{last}_em", f"{last}_f1", *SIGNALS, *[f"route_{p}" for p in PRESET_ROUTES],
+                    *[f"{m}_{k}" for m in middle for k in ("answer", "em", "f1")]])
         for i, r in enumerate(run.records):
-            w.writerow([r.ex.id, r.ex.question, " | ".join(r.ex.answers), r.slm_answer, r.llm_answer,
-                        r.slm_em, r.slm_f1, r.llm_em, r.llm_f1,
-                        *[("" if r.signals[s] != r.signals[s] else round(r.signals[s], 5)) for s in SIGNALS],
-                        *["llm" if routes[p][i] else "slm" for p in PRESETS]])
+            f, l_ = r.tiers[first], r.tiers[last]
+            w.writerow([r.ex.id, r.ex.question, " | ".join(r.ex.answers), f.answer, l_.answer, f.em, f.f1, l_.em, l_.f1,
+                        *[("" if f.signals[s] != f.signals[s] else round(f.signals[s], 5)) for s in SIGNALS],
+                        *[res.routes[p][i] for p in PRESET_ROUTES],
+                        *[v for m in middle for v in (r.tiers[m].answer, r.tiers[m].em, r.tiers[m].f1)]])
 
     # curve.png
-    if res["curve_objects"]:
+    if res.curve_objects:
         from .plot import plot_curves
 
-        pairs = list(res["curve_objects"])  # every router; the best few drawn boldly
-        b = res["test_baselines"]
+        pairs = list(res.curve_objects)  # every router; the best few drawn boldly
+        b = res.test_baselines
         paths["curve"] = run_dir / "curve.png"
-        pts = [(f"{name} (as is)", p["llm_call_rate"], p["f1"] / 100, p["cost_per_question_usd"])
-               for name, p in res.get("test_points", {}).items()]
-        plot_curves([c for c, _ in pairs], paths["curve"], b["slm_f1"] / 100, b["llm_f1"] / 100,
+        pts = [(f"{name} (as is)", p.llm_call_rate, p.f1 / 100, p.cost_per_question_usd)
+               for name, p in res.test_points.items()]
+        plot_curves([c for c, _ in pairs], paths["curve"], b[f"{first}_f1"] / 100, b[f"{last}_f1"] / 100,
                     costs=[k for _, k in pairs], points=pts, emphasis=_plotted(res),
-                    title=f"{dataset}: F1 vs LLM calls (test split, n={res['split']['test']})")
+                    title=f"{dataset}: F1 vs {last} calls (test split, n={res.split.test})",
+                    tier_names=(first, last))
+    if res.chain is not None:
+        from .plot import plot_chain
+
+        paths["chain"] = run_dir / "chain.png"
+        plot_chain(res.chain, paths["chain"], title=f"{dataset}: {' -> '.join(run.names)} (test split, n={res.split.test})")
 
     paths["report"] = run_dir / "report.md"
     paths["report"].write_text(render_markdown(summary))
     return paths
 
 
+#: The preset routings written as predictions files and questions.csv columns.
+PRESET_ROUTES = ("seed-v1", "seed-v2", "seed-v3")
+
+
+def _point_row(name: str, p: dict[str, Any], v2: bool, detail: list[str] | None = None) -> str:
+    vals = [_f(p["exact"]), _f(p["f1"])]
+    if v2:
+        vals += [_f(p.get("HasAns_f1")), _f(p.get("NoAns_f1"))]
+    if detail is not None:
+        ab = p.get("answered_by") or {}
+        vals += [_pct(ab.get(t)) for t in detail]
+    vals += [_pct(p["llm_call_rate"]),
+             _f(1000 * p["cost_per_question_usd"], 4) if p["cost_per_question_usd"] is not None else "–",
+             _f(p["latency_p50_s"], 2), _f(p["latency_p95_s"], 2)]
+    return f"| {name} | " + " | ".join(vals) + " |"
+
+
+def _point_header(v2: bool, last: str, detail: list[str] | None = None) -> list[str]:
+    cols = ["EM", "F1"] + (["HasAns F1", "NoAns F1"] if v2 else [])
+    cols += [f"answered by {t}" for t in (detail or [])]
+    cols += [f"{last.upper() if last == 'llm' else last} calls", "$ / 1k questions", "latency p50 s", "p95 s"]
+    return ["| router | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+
+
 def render_markdown(summary: dict[str, Any]) -> str:
-    """The human-readable report from a summary dict."""
+    """The human-readable report from a summary dict (:func:`summary_of`)."""
     ident = summary["identity"]
+    tiers = summary.get("tiers") or ["slm", "llm"]
+    first, last = tiers[0], tiers[-1]
     v2 = ident.get("dataset") == "squad-v2.0"
     L = [f"# cascade-router evaluation: {ident.get('dataset')}", ""]
     L.append(f"- command: `{ident.get('command', '')}`")
-    L.append(f"- SLM: {ident.get('slm')}; LLM: {ident.get('llm')}; sample: {ident.get('limit') or 'all'} questions, seed {ident.get('seed')}")
-    L.append(f"- scored questions: {summary['scored_questions']}; generation errors: slm {summary['errors']['slm']}, llm {summary['errors']['llm']} (left out of scoring); not yet generated: {summary['not_yet_generated']}")
+    if "tiers" in ident:
+        chain = " -> ".join(f"{t['name']} ({t['model']})" for t in ident["tiers"])
+        L.append(f"- tiers: {chain}; sample: {ident.get('limit') or 'all'} questions, seed {ident.get('seed')}")
+    else:
+        L.append(f"- SLM: {ident.get('slm')}; LLM: {ident.get('llm')}; sample: {ident.get('limit') or 'all'} questions, seed {ident.get('seed')}")
+    errs = ", ".join(f"{t} {summary['errors'][t]}" for t in tiers)
+    L.append(f"- scored questions: {summary['scored_questions']}; generation errors: {errs} (left out of scoring); not yet generated: {summary['not_yet_generated']}")
     pc = summary["prompt_cache"]
-    for t in ("slm", "llm"):
+    for t in tiers:
         c = pc[t]
         ratio = "–" if c["cache_ratio"] is None else f"{100 * c['cache_ratio']:.1f}%"
-        L.append(f"- {t.upper()} prompt tokens: {c['prompt_tokens_sent']} sent, {c['prompt_tokens_evaluated']} evaluated (cache {ratio}); {c['completion_tokens']} generated; {c['model_seconds']:.1f} s in the model; {c['truncated_passages']} passages truncated")
-    L += ["", "## Fixed routings (all scored questions)", ""]
-    cols = ["EM", "F1"] + (["HasAns F1", "NoAns F1"] if v2 else []) + ["LLM calls", "$ / 1k questions", "latency p50 s", "p95 s"]
-    L.append("| router | " + " | ".join(cols) + " |")
-    L.append("|---" * (len(cols) + 1) + "|")
+        L.append(f"- {t.upper() if t in ('slm', 'llm') else t} prompt tokens: {c['prompt_tokens_sent']} sent, {c['prompt_tokens_evaluated']} evaluated (cache {ratio}); {c['completion_tokens']} generated; {c['model_seconds']:.1f} s in the model; {c['truncated_passages']} passages truncated")
+    pair = "" if tiers == ["slm", "llm"] else f" of the pair {first} -> {last}"
+    L += ["", f"## Fixed routings{pair} (all scored questions)", ""]
+    L += _point_header(v2, last)
     for name, p in summary["points"].items():
-        vals = [_f(p["exact"]), _f(p["f1"])]
-        if v2:
-            vals += [_f(p.get("HasAns_f1")), _f(p.get("NoAns_f1"))]
-        vals += [_pct(p["llm_call_rate"]),
-                 _f(1000 * p["cost_per_question_usd"], 4) if p["cost_per_question_usd"] is not None else "–",
-                 _f(p["latency_p50_s"], 2), _f(p["latency_p95_s"], 2)]
-        L.append(f"| {name} | " + " | ".join(vals) + " |")
+        L.append(_point_row(name, p, v2))
     if summary.get("curves"):
         sp = summary["split"]
         b = summary["test_baselines"]
-        L += ["", f"## Cost-quality curves (test split: {sp['test']} questions; calibration: {sp['calibration']}; seed {sp['seed']})", "",
-              f"SLM F1 {b['slm_f1']:.1f}, LLM F1 {b['llm_f1']:.1f} on the test split. APGR: average performance gap recovered over LLM-call rates 0..1; "
-              "CPT(x%): LLM-call rate needed to recover x% of the SLM-to-LLM gap (RouteLLM, Ong et al. 2024). "
-              "`@30%`/`@50%`: threshold chosen on the calibration split for that LLM-call rate, applied to the test split (call rate reached, F1).", ""]
-        if b["llm_f1"] <= b["slm_f1"]:
-            L += ["**The LLM does not beat the SLM on this split, so there is no gap to recover: APGR and CPT are "
-                  "undefined (–). Compare routers by AUC and by the F1 they reach at a given LLM-call rate.**", ""]
+        bf, bl = b[f"{first}_f1"], b[f"{last}_f1"]
+        up = {"slm": "SLM", "llm": "LLM"}
+        F, La = up.get(first, first), up.get(last, last)
+        L += ["", f"## Cost-quality curves{pair} (test split: {sp['test']} questions; calibration: {sp['calibration']}; seed {sp['seed']})", "",
+              f"{F} F1 {bf:.1f}, {La} F1 {bl:.1f} on the test split. APGR: average performance gap recovered over {La}-call rates 0..1; "
+              f"CPT(x%): {La}-call rate needed to recover x% of the {F}-to-{La} gap (RouteLLM, Ong et al. 2024). "
+              "`@30%`/`@50%`: threshold chosen on the calibration split for that " + f"{La}-call rate, applied to the test split (call rate reached, F1).", ""]
+        if bl <= bf:
+            L += [f"**The {La} does not beat the {F} on this split, so there is no gap to recover: APGR and CPT are "
+                  f"undefined (–). Compare routers by AUC and by the F1 they reach at a given {La}-call rate.**", ""]
         L.append("| router | APGR | CPT(50%) | CPT(80%) | CPT(95%) | AUC | @30%: calls, F1 | @50%: calls, F1 |")
         L.append("|---|---|---|---|---|---|---|---|")
         for name, c in summary["curves"].items():
@@ -185,4 +227,33 @@ def render_markdown(summary: dict[str, Any]) -> str:
             at = lambda t: "–" if not t else f"{_pct(t['llm_call_rate'])}, {_f(t['f1'])}"  # noqa: E731
             L.append(f"| {name} | {_f(c.get('apgr'), 3)} | {_pct(c.get('cpt50'))} | {_pct(c.get('cpt80'))} | {_pct(c.get('cpt95'))} | {_f(c.get('auc'), 3)} | {at(t30)} | {at(t50)} |")
         L += ["", "![F1 against LLM-call rate](curve.png)"]
+    ch = summary.get("chain")
+    if ch:
+        L += ["", f"## The chain {' -> '.join(tiers)} (test split)", "",
+              f"Gates as configured: {', '.join(f'after {t}: `{g}`' for t, g in zip(tiers, ch['gates']))}. "
+              f"Their thresholds were searched on a grid ({ch['grid_size']} settings) on the calibration split; "
+              "`tier:NAME` is that tier alone (pays only it); the oracle answers with the cheapest tier whose answer "
+              "scores best (pays every tier up to it); random escalates half the questions at each gate. "
+              f"APGR between {first} and {last} on the normalised cost axis (0 = {first} alone, 1 = every tier on every question): "
+              f"**{_f(ch['apgr'], 3)}**; CPT(50%) {_pct(ch['cpt50'])}, CPT(80%) {_pct(ch['cpt80'])} of that cost range (random mixing: 0.500).", ""]
+        L += _point_header(v2, last, tiers)
+        for name, p in ch["points"].items():
+            L.append(_point_row(name, p, v2, tiers))
+        for k, s in ch["targets"].items():
+            L.append(_point_row(f"chain @{k} budget (thresholds {', '.join(_f(t, 3) for t in s['thresholds'])})", s["test"], v2, tiers))
+        L += ["", f"Budget rows: the best setting on the calibration split whose cost stays within that share of the way "
+              f"from {first} alone to every tier; measured on the test split. The frontier ({len(ch['frontier'])} settings) "
+              "is in summary.json and chain.png.", "", "![The chain's cost-quality frontier](chain.png)"]
+    ab = summary.get("abstain")
+    if ab:
+        L += ["", "## Abstention after the last tier (SQuAD v2.0, test split)", "",
+              f"An abstain gate after {last} answers \"cannot be answered from the passage\" (the empty prediction). "
+              f"Chosen on the calibration split among each {last} signal and a cost-sensitive logistic router: "
+              f"`{ab['gate']}`, threshold {_f(ab['threshold'], 3)}. It applies to the questions that reach {last}.", ""]
+        cols = ["EM", "F1", "HasAns F1", "NoAns F1", "abstained", f"{last} calls", "$ / 1k questions"]
+        L.append("| cascade | " + " | ".join(cols) + " |")
+        L.append("|---" * (len(cols) + 1) + "|")
+        for name, p in ab["rows"].items():
+            L.append(f"| {name} | {_f(p['exact'])} | {_f(p['f1'])} | {_f(p.get('HasAns_f1'))} | {_f(p.get('NoAns_f1'))} | "
+                     f"{_pct(p.get('abstain_rate'))} | {_pct(p['llm_call_rate'])} | {_f(1000 * p['cost_per_question_usd'], 4)} |")
     return "\n".join(L) + "\n"

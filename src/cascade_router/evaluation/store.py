@@ -1,6 +1,7 @@
 """A run's generations, stored in SQLite as they are made, so that a run resumes after a crash.
 
-One row per (question id, tier). Each row is committed as soon as its generation returns, so a
+One row per (question id, tier name); any tier names (a run of an N-tier cascade stores one row
+per tier). Each row is committed as soon as its generation returns, so a
 crash or kill loses at most the question in flight, and the primary key stops any question from
 being stored twice. The run's identity (dataset, models, prompts, sample) lives in the ``meta``
 table; a run directory made with other settings is refused rather than mixed.
@@ -18,20 +19,18 @@ from typing import Any, Iterator
 from ..models.base import Generation
 
 DB_NAME = "generations.sqlite"
-TIERS = ("slm", "llm")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+_GENERATIONS = """
 CREATE TABLE IF NOT EXISTS generations (
     qid TEXT NOT NULL,
-    tier TEXT NOT NULL CHECK (tier IN ('slm', 'llm')),
+    tier TEXT NOT NULL,
     answer TEXT,
     generation TEXT,
     error TEXT,
     created REAL NOT NULL,
     PRIMARY KEY (qid, tier)
-);
-"""
+)"""
+_SCHEMA = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);\n" + _GENERATIONS + ";\n"
 
 
 class RunLockedError(RuntimeError):
@@ -91,9 +90,24 @@ class RunStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
             self._db.commit()
+            if lock:
+                self._migrate()
         except sqlite3.DatabaseError:
             self._release()
             raise
+
+    def _migrate(self) -> None:
+        """Drop the ``CHECK (tier IN ('slm', 'llm'))`` of databases made before tiers became
+        data, keeping every row (and its rowid order). Only a writer migrates, so reading a
+        committed run never changes its file."""
+        row = self._db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'generations'").fetchone()
+        if row is None or "CHECK" not in row[0]:
+            return
+        with self._db:
+            self._db.execute("ALTER TABLE generations RENAME TO generations_old")
+            self._db.execute(_GENERATIONS)
+            self._db.execute("INSERT INTO generations SELECT * FROM generations_old ORDER BY rowid")
+            self._db.execute("DROP TABLE generations_old")
 
     # --- identity ----------------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
@@ -134,7 +148,8 @@ class RunStore:
         an earlier error row is replaced.
 
         Raises:
-            sqlite3.IntegrityError: ``tier`` is not ``slm``/``llm`` (the CHECK constraint).
+            sqlite3.IntegrityError: a database made before tiers became data, opened without
+                ``lock`` (not migrated), and a tier other than ``slm``/``llm``.
         """
         with self._db:
             cur = self._db.execute(

@@ -1,0 +1,128 @@
+"""A run directory: its identity (what was run), its tiers, and loading it for scoring.
+
+The identity recorded in the run store says what the stored generations were made with; a
+resume must match it. Two-tier runs whose tiers are named ``slm`` and ``llm`` keep the
+historical identity (``slm``, ``llm``, ``slm_options``, ``llm_options``), so every run made
+before tiers became data resumes unchanged; any other cascade records a ``tiers`` list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..datasets import DatasetError, QAExample, load_dataset, sample
+from ..tiers import TierPrice
+from .analysis import RunData, load_run
+from .store import DB_NAME, RunStore, StoreError
+
+#: Bumped when prompts change so that old generations are not mixed with new ones.
+PROMPT_VERSION = 1
+
+
+class RunError(ValueError):
+    """A run directory that cannot be used; the message names the directory or file."""
+
+
+def sample_digest(examples: Sequence[QAExample]) -> str:
+    """sha256 over the sampled questions (id, question, passage, gold answers), so that a data
+    file edited in place is not scored with generations made for its old content."""
+    h = hashlib.sha256()
+    for ex in examples:
+        h.update(json.dumps([ex.id, ex.question, ex.context, ex.answers], ensure_ascii=False).encode())
+    return h.hexdigest()
+
+
+def identity_for(cfg, dataset: str, data: str | None, limit: int | None, seed: int,
+                 examples: Sequence[QAExample]) -> dict[str, Any]:
+    """The identity of an eval run of ``cfg`` (a :class:`~cascade_router.config.CascadeConfig`)."""
+    ident: dict[str, Any] = {"dataset": dataset, "data": str(Path(data).resolve()) if data else "bundled"}
+    if cfg.names == ["slm", "llm"]:
+        ident.update(slm=cfg.first.model, llm=cfg.last.model)
+    else:
+        ident["tiers"] = [{"name": t.name, "model": t.model, "family": t.family, "n_ctx": t.n_ctx, "top_k": t.top_k}
+                          for t in cfg.tiers]
+    ident.update(limit=limit, seed=seed, questions=len(examples), max_tokens=cfg.max_tokens)
+    if cfg.names == ["slm", "llm"]:
+        for key, t in (("slm_options", cfg.first), ("llm_options", cfg.last)):
+            ident[key] = {"family": t.family, "n_ctx": t.n_ctx, "top_k": t.top_k}
+    ident.update(prompt_version=PROMPT_VERSION, sample_sha256=sample_digest(examples))
+    return ident
+
+
+def run_tiers(ident: dict[str, Any]) -> list[tuple[str, str]]:
+    """``[(tier name, model spec), ...]`` of a run identity, in cascade order."""
+    if "tiers" in ident:
+        return [(t["name"], t["model"]) for t in ident["tiers"]]
+    return [("slm", ident["slm"]), ("llm", ident["llm"])]
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def open_run(run_dir: str | Path) -> tuple[dict[str, Any], list[QAExample]]:
+    """The identity and the sampled questions of a run directory made by ``eval``.
+
+    Raises:
+        RunError: no database, a corrupt one, no or a damaged identity, or data that no longer
+            loads; the message names the directory or file.
+    """
+    rd = Path(run_dir)
+    if not (rd / DB_NAME).is_file():
+        raise RunError(f"{rd}: no {DB_NAME} here; is this a run directory made by `cascade-router eval`?")
+    try:
+        store = RunStore(rd)
+        ident = store.meta()
+        store.close()
+    except sqlite3.DatabaseError as e:
+        raise RunError(f"{rd / DB_NAME}: not a usable run database: {e}") from None
+    except ValueError as e:  # a meta value that is not JSON
+        raise RunError(f"{rd / DB_NAME}: the run identity is damaged: {e}") from None
+    if not all(k in ident for k in ("dataset", "data", "limit", "seed")):
+        raise RunError(f"{rd}: the run has no recorded identity (dataset, data, limit, seed)")
+    checks = (("dataset", isinstance(ident["dataset"], str)), ("data", isinstance(ident["data"], str)),
+              ("limit", ident["limit"] is None or _is_int(ident["limit"])), ("seed", _is_int(ident["seed"])))
+    bad = [k for k, ok in checks if not ok]
+    try:
+        tiers = run_tiers(ident)
+        if not tiers or not all(isinstance(n, str) and isinstance(m, str) for n, m in tiers):
+            bad.append("tiers")
+    except (KeyError, TypeError):
+        bad.append("tiers (slm/llm or a tiers list)")
+    if bad:
+        raise RunError(f"{rd / DB_NAME}: the run identity is damaged: wrong type for {', '.join(bad)}")
+    try:
+        data = None if ident["data"] == "bundled" else ident["data"]
+        examples = sample(load_dataset(ident["dataset"], data), ident["limit"], seed=ident["seed"])
+    except DatasetError as e:
+        raise RunError(f"{rd}: cannot rebuild the run's questions: {e}") from None
+    return ident, examples
+
+
+def run_prices(ident: dict[str, Any], cfg=None) -> dict[str, TierPrice]:
+    """Each tier's price: the price configured in ``cfg`` for a tier of the same name, else the
+    illustrative default of the run's model (:data:`cascade_router.config.DEFAULT_PRICES`), else free."""
+    from ..config import DEFAULT_PRICES
+
+    configured = {t.name: t.price for t in (cfg.tiers if cfg is not None else []) if t.price is not None}
+    return {name: configured.get(name) or DEFAULT_PRICES.get(model, TierPrice()) for name, model in run_tiers(ident)}
+
+
+def load_scored_run(run_dir: str | Path, ident: dict[str, Any], examples: Sequence[QAExample], cfg=None) -> RunData:
+    """The run's stored generations joined with its questions and scored (:func:`load_run`),
+    tiers from the identity, prices from :func:`run_prices`.
+
+    Raises:
+        RunError: a damaged stored row (the message names the database, question and tier).
+    """
+    store = RunStore(run_dir)
+    try:
+        return load_run(examples, store, run_prices(ident, cfg), [n for n, _ in run_tiers(ident)])
+    except StoreError as e:
+        raise RunError(str(e)) from None
+    finally:
+        store.close()
