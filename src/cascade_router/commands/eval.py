@@ -150,7 +150,7 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
     finally:
         cascade.close()
         store.close()
-    click.echo(f"generated {stats.generated}, resumed past {stats.skipped}, errors {stats.errors}; "
+    click.echo(f"generated {stats.generated} ({stats.reused} copied from a tier sharing the model), resumed past {stats.skipped}, errors {stats.errors}; "
                f"wall {stats.wall_s:.1f} s, in models {stats.model_s:.1f} s", err=True)
     identity_out = dict(identity, command=" ".join(["cascade-router"] + [shlex.quote(a) for a in sys.argv[1:]]))
     extra = {"last_run": {"generated": stats.generated, "resumed": stats.skipped, "errors": stats.errors,
