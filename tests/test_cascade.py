@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 from cascade_router.cascade import CONTEXT_MARGIN, SPECIAL_TOKEN_SLACK, Cascade, ask_model
-from cascade_router.evaluation.costs import TierPrice
 from cascade_router.models.base import Generation, ModelError
 from cascade_router.models.openai_compat import OpenAICompatBackend
 from cascade_router.models.registry import load_model
 from cascade_router.routers import RandomRouter, get_router
+from cascade_router.routers.base import decide
 from cascade_router.signals import SIGNALS, compute_signals
+from cascade_router.tiers import Tier, TierPrice
 
 PASSAGE = "Paris is the capital and largest city of France."
 QUESTION = "What is the capital of France?"
@@ -28,62 +29,90 @@ def seed_v1_rule(s):
     return s["length_words"] > 8 or s["mean_entropy"] > 1.5 or s["mean_logprob"] < -0.6
 
 
+def pair(slm, llm, router, slm_price=None, llm_price=None, **kw):
+    """The two-tier cascade ``slm`` -> gate ``router`` -> ``llm`` (backends not owned: never close)."""
+    return Cascade([Tier("slm", slm, slm_price or TierPrice()), Tier("llm", llm, llm_price or TierPrice())],
+                   [router], **kw)
+
+
 def check_consistent(res, context=PASSAGE):
     """Invariants of every CascadeResult (``context``: the passage the question was asked with)."""
-    assert res.escalated == (res.decision_score > res.threshold)
-    assert set(res.signals) == set(SIGNALS)
-    assert res.signals == pytest.approx(compute_signals(res.slm, res.slm_answer, context), nan_ok=True)
-    json.dumps(res.to_dict(), default=str)
-    if res.route == "llm":
-        assert res.llm is not None and res.answer == res.llm_answer
-        assert res.latency_s == pytest.approx(res.slm.latency_s + res.llm.latency_s)
+    assert res.runs, "some tier ran"
+    for run in res.runs:
+        assert set(run.signals) == set(SIGNALS)
+        assert run.signals == pytest.approx(compute_signals(run.generation, run.answer, context), nan_ok=True)
+    # one decision per run (the last run may have none), standing after that run's tier, in order
+    assert len(res.decisions) in (len(res.runs) - 1, len(res.runs))
+    assert [d.after for d in res.decisions] == [r.tier for r in res.runs][: len(res.decisions)]
+    for d in res.decisions:
+        assert (d.outcome != "accept") == decide(d.score, d.threshold)
+    assert res.escalated == any(d.outcome != "accept" for d in res.decisions)
+    assert res.latency_s == pytest.approx(sum(r.latency_s for r in res.runs))
+    assert res.cost_usd == pytest.approx(sum(r.cost_usd for r in res.runs))
+    assert res.total_tokens == sum(r.generation.prompt_tokens + r.generation.completion_tokens for r in res.runs)
+    json.dumps(res.to_dict(), allow_nan=False)
+    if res.route == "abstain":
+        assert res.answer == "" and res.decisions[-1].outcome == "abstain"
     else:
-        assert res.answer == res.slm_answer
+        assert res.route == res.runs[-1].tier and res.answer == res.runs[-1].answer
 
 
 # --- the real embedded cascade ------------------------------------------------------------------
 
 
 def test_seed_v1_cascade_on_real_models(slm, llm):
-    res = Cascade(slm, llm, get_router("seed-v1")).answer(QUESTION, PASSAGE)
+    res = pair(slm, llm, get_router("seed-v1")).answer(QUESTION, PASSAGE)
     check_consistent(res)
-    assert res.escalated == seed_v1_rule(res.signals)
+    signals = res.run("slm").signals
+    assert res.escalated == seed_v1_rule(signals)
     assert res.route == ("llm" if res.escalated else "slm")
     assert res.answer == "Paris"
-    assert [r.signal for r in res.reasons] == ["length_words", "mean_entropy", "mean_logprob"]
-    assert not math.isnan(res.signals["mean_logprob"]) and not math.isnan(res.signals["mean_entropy"])
+    (d,) = res.decisions
+    assert d.after == "slm" and d.router == "threshold" and d.threshold == 0.0
+    assert [r.signal for r in d.reasons] == ["length_words", "mean_entropy", "mean_logprob"]
+    assert not math.isnan(signals["mean_logprob"]) and not math.isnan(signals["mean_entropy"])
 
 
 def test_always_llm_on_real_models_with_prices(slm, llm):
     sp, lp = TierPrice(prompt_per_mtok=1.0, completion_per_mtok=2.0), TierPrice(per_call=0.01)
-    res = Cascade(slm, llm, get_router("always-llm"), slm_price=sp, llm_price=lp).answer(QUESTION, PASSAGE)
+    res = pair(slm, llm, get_router("always-llm"), sp, lp).answer(QUESTION, PASSAGE)
     check_consistent(res)
-    assert res.escalated and res.route == "llm" and res.answer == "Paris" == res.llm_answer
-    assert res.llm.model == "gemma3-270m" and res.slm.model == "smollm2-135m"
-    assert res.llm.logprobs is not None
-    expected = (res.slm.prompt_tokens * 1.0 + res.slm.completion_tokens * 2.0) / 1e6 + 0.01
+    assert res.escalated and res.route == "llm" and res.answer == "Paris" == res.run("llm").answer
+    assert [d.outcome for d in res.decisions] == ["escalate"] and res.decisions[0].score == math.inf
+    s, g = res.run("slm").generation, res.run("llm").generation
+    assert g.model == "gemma3-270m" and s.model == "smollm2-135m"
+    assert res.run("llm").model == "gemma3-270m" and res.run("slm").model == "smollm2-135m"
+    assert g.logprobs is not None
+    expected = (s.prompt_tokens * 1.0 + s.completion_tokens * 2.0) / 1e6 + 0.01
     assert res.cost_usd == pytest.approx(expected)
-    assert res.total_tokens == sum(g.prompt_tokens + g.completion_tokens for g in (res.slm, res.llm))
+    assert res.run("llm").cost_usd == pytest.approx(0.01)
+    assert res.total_tokens == sum(x.prompt_tokens + x.completion_tokens for x in (s, g))
 
 
-def test_always_slm_and_force(slm, llm):
-    c = Cascade(slm, llm, get_router("always-slm"))
+def test_always_slm_and_start(slm, llm):
+    c = pair(slm, llm, get_router("always-slm"))
     res = c.answer(QUESTION, PASSAGE)
     check_consistent(res)
-    assert not res.escalated and res.route == "slm" and res.llm is None and res.llm_answer is None
-    forced = c.answer(QUESTION, PASSAGE, force="llm")
-    assert forced.route == "llm" and forced.answer == "Paris" and forced.slm.text == ""
-    kept = Cascade(slm, llm, get_router("always-llm")).answer(QUESTION, PASSAGE, force="slm")
-    assert kept.route == "slm" and not kept.escalated and kept.llm is None
+    assert not res.escalated and res.route == "slm" and res.run("llm") is None
+    assert [r.tier for r in res.runs] == ["slm"] and [d.outcome for d in res.decisions] == ["accept"]
+    started = c.answer(QUESTION, PASSAGE, start="llm")
+    check_consistent(started)
+    assert started.route == "llm" and started.answer == "Paris" and started.start == "llm"
+    assert started.decisions == [] and [r.tier for r in started.runs] == ["llm"] and started.run("slm") is None
+    assert not started.escalated
+    # the slm alone (a one-tier cascade) answers even where the gate would always escalate
+    alone = Cascade([Tier("slm", slm)], []).answer(QUESTION, PASSAGE)
+    check_consistent(alone)
+    assert alone.route == "slm" and not alone.escalated and alone.decisions == [] and alone.answer == "Paris"
 
 
 def test_second_question_on_same_passage_uses_prompt_cache(slm, llm):
-    c = Cascade(slm, llm, get_router("always-llm"))
+    c = pair(slm, llm, get_router("always-llm"))
     c.answer("Who designed the Larkspur Bridge?", "The Larkspur Bridge was designed by Clara Voss.")
     first = c.answer(QUESTION, PASSAGE)
     second = c.answer("Which is the largest city of France?", PASSAGE)
     for tier in ("slm", "llm"):
-        g1, g2 = getattr(first, tier), getattr(second, tier)
+        g1, g2 = first.run(tier).generation, second.run(tier).generation
         assert g2.cached_prompt_tokens > 0
         assert g2.cached_prompt_tokens > g1.cached_prompt_tokens  # the passage was reused too
 
@@ -162,9 +191,11 @@ def test_short_prompts_skip_the_tokenizer():
 @pytest.mark.slow
 def test_huge_passage_through_the_cascade_never_crashes(small_slm):
     huge = PASSAGE + " " + FILLER * 1500  # ~25,000 tokens, 50x the window
-    res = Cascade(small_slm, small_slm, get_router("always-llm")).answer(QUESTION, huge)
-    assert res.slm.truncated_context and res.llm.truncated_context
-    assert res.slm.prompt_tokens <= SMALL_CTX and res.llm.prompt_tokens <= SMALL_CTX
+    res = pair(small_slm, small_slm, get_router("always-llm")).answer(QUESTION, huge)
+    s, g = res.run("slm").generation, res.run("llm").generation
+    assert s.truncated_context and g.truncated_context
+    assert s.prompt_tokens <= SMALL_CTX and g.prompt_tokens <= SMALL_CTX
+    assert res.route == "llm"
     check_consistent(res, huge)
 
 
@@ -185,31 +216,33 @@ def test_question_alone_over_the_window_is_a_model_error(small_slm):
 def test_openai_compat_llm_tier_against_real_llama_cpp_server(slm, llm):
     remote = OpenAICompatBackend("gemma3-270m", llm.base_url, family="base", api_key_env=None, timeout_s=60, retries=0)
     try:
-        res = Cascade(slm, remote, get_router("always-llm")).answer(QUESTION, PASSAGE)
+        res = pair(slm, remote, get_router("always-llm")).answer(QUESTION, PASSAGE)
     finally:
         remote.close()
     check_consistent(res)
     assert res.route == "llm" and res.answer == "Paris"
-    assert res.llm.model == "gemma3-270m"
-    assert res.llm.logprobs is not None and len(res.llm.logprobs) == len(res.llm.tokens) >= 1
-    assert res.llm.top_logprobs[0][0].token == " Paris"
+    g = res.run("llm").generation
+    assert g.model == "gemma3-270m" and res.run("llm").model == "gemma3-270m"
+    assert g.logprobs is not None and len(g.logprobs) == len(g.tokens) >= 1
+    assert g.top_logprobs[0][0].token == " Paris"
 
 
 def test_tier_without_logprobs_still_routes_on_length(openai_stub, llm):
     slm = OpenAICompatBackend("stub-slm", openai_stub.url, family="chat", api_key_env=None, retries=0)
-    c = Cascade(slm, llm, get_router("seed-v1"))
+    c = pair(slm, llm, get_router("seed-v1"))
 
     openai_stub.text = "Paris"
     short = c.answer(QUESTION, PASSAGE)
-    assert short.slm.logprobs is None and short.slm.top_logprobs is None
-    assert short.signals["length_words"] == 1
-    assert all(math.isnan(short.signals[n]) for n in ("mean_logprob", "mean_entropy", "first_token_margin"))
+    run = short.run("slm")
+    assert run.generation.logprobs is None and run.generation.top_logprobs is None
+    assert run.signals["length_words"] == 1
+    assert all(math.isnan(run.signals[n]) for n in ("mean_logprob", "mean_entropy", "first_token_margin"))
     assert not short.escalated and short.route == "slm" and short.answer == "Paris"
-    assert "n/a" in str(short.reasons[1])
+    assert "n/a" in str(short.decisions[0].reasons[1])
 
     openai_stub.text = "The capital of France, as the passage says, is the city of Paris."
     long = c.answer(QUESTION, PASSAGE)
-    assert long.slm.logprobs is None and long.signals["length_words"] == 13
+    assert long.run("slm").generation.logprobs is None and long.run("slm").signals["length_words"] == 13
     assert long.escalated and long.route == "llm" and long.answer == "Paris"
     check_consistent(short)
     check_consistent(long)
@@ -231,18 +264,26 @@ def test_unreachable_llm_degrades_or_raises(openai_stub, caplog):
     slm = OpenAICompatBackend("stub-slm", openai_stub.url, family="base", api_key_env=None, retries=0)
     dead = OpenAICompatBackend("dead-llm", _closed_port_url(), family="base", api_key_env=None, timeout_s=0.5, retries=0)
     with caplog.at_level(logging.WARNING, logger="cascade_router.cascade"):
-        res = Cascade(slm, dead, get_router("always-llm")).answer(QUESTION, PASSAGE)
+        res = pair(slm, dead, get_router("always-llm")).answer(QUESTION, PASSAGE)
     assert res.escalated and res.degraded and res.route == "slm" and res.answer == "Paris"
-    assert "dead-llm" in res.error and "unreachable" in res.error
-    assert any("degraded" in r.getMessage() for r in caplog.records)
-    with pytest.raises(ModelError, match="unreachable"):
-        Cascade(slm, dead, get_router("always-llm"), on_llm_error="raise").answer(QUESTION, PASSAGE)
+    assert [r.tier for r in res.runs] == ["slm"] and [d.outcome for d in res.decisions] == ["escalate"]
+    assert [f.tier for f in res.failures] == ["llm"]
+    assert "dead-llm" in res.failures[0].error and "unreachable" in res.failures[0].error
+    assert res.error.startswith("llm: ") and "dead-llm" in res.error and "unreachable" in res.error
+    assert res.to_dict()["degraded"] is True
+    assert any("tier llm failed" in r.getMessage() and "last answer obtained" in r.getMessage()
+               for r in caplog.records)
+    check_consistent(res)
+    with pytest.raises(ModelError, match="unreachable") as e:
+        pair(slm, dead, get_router("always-llm"), on_error="raise").answer(QUESTION, PASSAGE)
+    assert e.value.tier == "llm"
 
 
 def test_unreachable_slm_raises(llm):
     dead = OpenAICompatBackend("dead-slm", _closed_port_url(), family="base", api_key_env=None, timeout_s=0.5, retries=0)
-    with pytest.raises(ModelError, match="dead-slm"):
-        Cascade(dead, llm, get_router("seed-v1")).answer(QUESTION, PASSAGE)
+    with pytest.raises(ModelError, match="dead-slm") as e:
+        pair(dead, llm, get_router("seed-v1")).answer(QUESTION, PASSAGE)
+    assert e.value.tier == "slm"
 
 
 # --- routing logic on stub tiers ---------------------------------------------------------------
@@ -280,44 +321,57 @@ class StubTier:
     ],
 )
 def test_seed_v1_on_stub_tiers(text, lps, escalate):
-    res = Cascade(StubTier(text, lps), StubTier("LLM", [-0.1]), get_router("seed-v1")).answer("Q?", "P.")
+    res = pair(StubTier(text, lps), StubTier("LLM", [-0.1]), get_router("seed-v1")).answer("Q?", "P.")
     check_consistent(res, "P.")
     assert res.escalated is escalate
+    assert res.decisions[0].outcome == ("escalate" if escalate else "accept")
+    assert res.route == ("llm" if escalate else "slm")
     assert res.answer == ("LLM" if escalate else text)
 
 
 def test_bad_arguments():
-    c = Cascade(StubTier("a"), StubTier("b"), get_router("seed-v1"))
+    c = pair(StubTier("a"), StubTier("b"), get_router("seed-v1"))
     with pytest.raises(ValueError, match="question is empty"):
         c.answer("  ", "P.")
-    with pytest.raises(ValueError, match="force"):
-        c.answer("Q?", "P.", force="gpu")
+    with pytest.raises(ValueError, match="unknown tier 'gpu'; tiers: slm, llm"):
+        c.answer("Q?", "P.", start="gpu")
     with pytest.raises(ValueError, match="valid tasks"):
         c.answer("Q?", "P.", task="quiz")
+    with pytest.raises(ValueError, match="on_error"):
+        pair(StubTier("a"), StubTier("b"), get_router("seed-v1"), on_error="retry")
     c.close()
-    assert c.slm.closed and c.llm.closed
+    assert c.tier("slm").backend.closed and c.tier("llm").backend.closed
 
 
 def test_abstention_only_for_squad_v2():
     slm = StubTier("unanswerable", [-0.1])
-    c = Cascade(slm, StubTier("x"), get_router("always-slm"))
-    assert c.answer("Q?", "P.", task="squad-v2").answer == ""
+    c = pair(slm, StubTier("x"), get_router("always-slm"))
+    v2 = c.answer("Q?", "P.", task="squad-v2")
+    assert v2.answer == "" and v2.route == "slm"  # the tier itself said "no answer": not the abstain gate
     assert c.answer("Q?", "P.", task="squad").answer == "unanswerable"
 
 
 def test_to_dict_turns_nan_into_none():
-    res = Cascade(StubTier("Paris", None), StubTier("x"), get_router("seed-v1")).answer("Q?", "P.")
+    res = pair(StubTier("Paris", None), StubTier("x"), get_router("seed-v1")).answer("Q?", "P.")
     d = res.to_dict()
-    assert d["signals"]["mean_logprob"] is None and d["signals"]["length_words"] == 1.0
-    assert {r["signal"]: r["value"] for r in d["reasons"]}["mean_entropy"] is None
+    (run,) = d["runs"]
+    assert run["tier"] == "slm" and run["model"] == "stub" and run["answer"] == "Paris"
+    assert run["signals"]["mean_logprob"] is None and run["signals"]["length_words"] == 1.0
+    (dec,) = d["decisions"]
+    assert dec["after"] == "slm" and dec["outcome"] == "accept"
+    assert {r["signal"]: r["value"] for r in dec["reasons"]}["mean_entropy"] is None
     json.dumps(d, allow_nan=False)  # strict JSON
     assert d["total_tokens"] == 100 + 1
+    assert (d["route"], d["answer"], d["degraded"], d["escalated"]) == ("slm", "Paris", False, False)
+    assert json.loads(json.dumps(pair(StubTier("a"), StubTier("b"), get_router("always-llm"))
+                                 .answer("Q?", "P.").to_dict()))["decisions"][0]["score"] == "inf"
 
 
 def test_random_router_decision_matches_reported_score():
-    c = Cascade(StubTier("a", [-0.1]), StubTier("b", [-0.1]), RandomRouter(rate=0.5, seed=0))
+    c = pair(StubTier("a", [-0.1]), StubTier("b", [-0.1]), RandomRouter(rate=0.5, seed=0))
     results = [c.answer(f"Q{i}?", "P.") for i in range(40)]
-    assert all(r.escalated == (r.decision_score > r.threshold) for r in results)
+    assert all(r.escalated == (r.decisions[0].score > r.decisions[0].threshold) for r in results)
+    assert all(r.route == ("llm" if r.escalated else "slm") for r in results)
     # and the escalations follow the router's own seeded stream, one draw per question
     expected = RandomRouter(rate=0.5, seed=0).predict([{}] * 40)
     assert np.array_equal([r.escalated for r in results], expected)

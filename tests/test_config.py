@@ -12,7 +12,7 @@ from cascade_router.config import (
     config_from_dict,
     load_config,
 )
-from cascade_router.evaluation.costs import TierPrice
+from cascade_router.tiers import TierPrice
 from cascade_router.routers import LogisticRouter, SignalRouter, ThresholdRouter
 
 TOML = """
@@ -62,33 +62,41 @@ def write(tmp_path, name, text):
 
 def test_toml_loads(tmp_path):
     cfg = load_config(write(tmp_path, "c.toml", TOML))
-    assert cfg.slm == TierConfig("smollm2-135m", threads=2, n_ctx=2048,
-                                 price=TierPrice(per_call=0.0, prompt_per_mtok=0.05, completion_per_mtok=0.07))
-    assert cfg.llm.model == "gpt-4o-mini@https://api.openai.com/v1"
-    assert (cfg.llm.api_key_env, cfg.llm.timeout_s, cfg.llm.retries) == ("MY_KEY", 12.5, 4)
-    assert cfg.llm.price_or_default() == TierPrice(prompt_per_mtok=0.15, completion_per_mtok=0.60)
+    assert cfg.names == ["slm", "llm"] and cfg.legacy_pair
+    slm, llm = cfg.tiers
+    assert slm == TierConfig("smollm2-135m", name="slm", router={"name": "seed-v2"}, threads=2, n_ctx=2048,
+                             price=TierPrice(per_call=0.0, prompt_per_mtok=0.05, completion_per_mtok=0.07))
+    assert llm.model == "gpt-4o-mini@https://api.openai.com/v1" and llm.router is None
+    assert (llm.api_key_env, llm.timeout_s, llm.retries) == ("MY_KEY", 12.5, 4)
+    assert llm.price_or_default() == TierPrice(prompt_per_mtok=0.15, completion_per_mtok=0.60)
     assert (cfg.max_tokens, cfg.on_llm_error) == (16, "fail")
     r = cfg.build_router()
     assert isinstance(r, ThresholdRouter) and r.name == "seed-v2"
-    json.dumps(cfg.to_dict())
+    assert len(cfg.build_gates()) == 1 and cfg.gate_labels() == ["seed-v2"]
+    d = json.loads(json.dumps(cfg.to_dict()))
+    assert [t["name"] for t in d["tiers"]] == ["slm", "llm"] and d["tiers"][0]["router"] == {"name": "seed-v2"}
 
 
 def test_yaml_loads(tmp_path):
     for name in ("c.yaml", "c.yml"):
         cfg = load_config(write(tmp_path, name, YAML))
-        assert cfg.slm == TierConfig("smollm2-135m")
-        assert (cfg.llm.model, cfg.llm.family, cfg.llm.top_k) == ("gemma3-270m", "base", 3)
+        assert cfg.first == TierConfig("smollm2-135m", name="slm", router="signal:mean_logprob:-0.6")
+        assert cfg.last.name == "llm"
+        assert (cfg.last.model, cfg.last.family, cfg.last.top_k) == ("gemma3-270m", "base", 3)
         assert (cfg.max_tokens, cfg.on_llm_error) == (20, "degrade")
         r = cfg.build_router()
         assert isinstance(r, SignalRouter) and r.signal == "mean_logprob"
         assert r.escalate({"mean_logprob": -0.61}) and not r.escalate({"mean_logprob": -0.6})
         # no price given: the illustrative defaults for the embedded models
-        assert cfg.slm.price_or_default() == DEFAULT_PRICES["smollm2-135m"]
+        assert cfg.first.price_or_default() == DEFAULT_PRICES["smollm2-135m"]
+        assert cfg.last.price_or_default() == DEFAULT_PRICES["gemma3-270m"]
 
 
 def test_json_and_empty_files(tmp_path):
     cfg = load_config(write(tmp_path, "c.json", json.dumps({"router": "always-llm"})))
-    assert cfg.router == "always-llm" and cfg.slm.model == "smollm2-135m" and cfg.llm.model == "gemma3-270m"
+    assert cfg.first.router == "always-llm" and cfg.gate_labels() == ["always-llm"]
+    assert cfg.names == ["slm", "llm"]
+    assert cfg.first.model == "smollm2-135m" and cfg.last.model == "gemma3-270m"
     assert load_config(write(tmp_path, "empty.yaml", "")) == CascadeConfig()
     assert load_config(write(tmp_path, "empty.toml", "")) == CascadeConfig()
 
@@ -170,4 +178,6 @@ def test_bad_cascade_values_are_config_errors(tmp_path, text):
 def test_config_from_dict_source_name():
     with pytest.raises(ConfigError, match="^inline: "):
         config_from_dict({"slm": {"model": "x", "bogus": 1}}, source="inline")
-    assert config_from_dict({"slm": "gemma3-270m"}).slm.model == "gemma3-270m"
+    cfg = config_from_dict({"slm": "gemma3-270m"})
+    assert cfg.first.model == "gemma3-270m" and cfg.first.name == "slm" and cfg.last.model == "gemma3-270m"
+    assert cfg.gate_labels() == ["seed-v1"]  # the default gate

@@ -263,14 +263,16 @@ def _tier(d: Any, where: str, src: str, base: Path | None, allow: frozenset = fr
     if d.get("price") is not None:
         p = d["price"]
         pk = {f.name for f in fields(TierPrice)}
+        # "[slm]" -> "[slm.price]"; "[[tiers]] #2 (medium)" -> "[[tiers]] #2 (medium) price"
+        pw = f"{where[:-1]}.price]" if where.startswith("[") and where.endswith("]") else f"{where} price"
         if not isinstance(p, Mapping):
-            raise ConfigError(f"{src}: {where}.price must be a table of {sorted(pk)}")
+            raise ConfigError(f"{src}: {pw} must be a table of {sorted(pk)}")
         if set(p) - pk:
-            raise ConfigError(f"{src}: {where}.price unknown field(s) {sorted(set(p) - pk)}; valid: {sorted(pk)}")
+            raise ConfigError(f"{src}: {pw} unknown field(s) {sorted(set(p) - pk)}; valid: {sorted(pk)}")
         try:
             d["price"] = TierPrice(**{k: float(v) for k, v in p.items()})
         except (TypeError, ValueError) as e:
-            raise ConfigError(f"{src}: {where}.price {e}") from None
+            raise ConfigError(f"{src}: {pw} {e}") from None
     return TierConfig(**d)
 
 
@@ -346,8 +348,9 @@ def config_from_dict(d: Mapping[str, Any], source: str = "config", base_dir: str
         where = "[router]" if "tiers" not in d else f"[[tiers]] {t.name} router"
         try:
             build_router(spec, source=f"{source}: {where}")
-        except ValueError as e:
-            raise ConfigError(f"{source}: {where}: {e}") from None
+        except ValueError as e:  # a router table's message already starts with the source
+            msg, prefix = str(e), f"{source}: {where}"
+            raise ConfigError(msg if msg.startswith(prefix) else f"{prefix} {msg}") from None
     return cfg
 
 

@@ -11,7 +11,6 @@ import click
 from ..models.base import ModelError
 from ..models.registry import ModelNotAvailable
 from ..prompts import TASKS
-from ..routers.base import json_safe
 from .common import check_specs, fail, resolve_config
 
 
@@ -23,15 +22,16 @@ _INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060\x00"
 @click.option("--question", "-q", required=True, help="The question.")
 @click.option("--context", "-c", default=None, help="The passage, as text.")
 @click.option("--context-file", type=click.Path(dir_okay=False), default=None, help="Read the passage from a file.")
-@click.option("--slm", default=None, help="SLM spec (default smollm2-135m).")
-@click.option("--llm", default=None, help="LLM spec (default gemma3-270m).")
-@click.option("--router", "-r", default=None, help="Router name or JSON file (default seed-v1).")
+@click.option("--slm", default=None, help="Model of the first tier (default smollm2-135m).")
+@click.option("--llm", default=None, help="Model of the last tier (default gemma3-270m).")
+@click.option("--router", "-r", default=None, help="The gate after the first tier: router name or JSON file (default seed-v1).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Cascade config (.toml/.yaml).")
 @click.option("--task", type=click.Choice(TASKS), default=None, help="Prompt style (default: squad with a passage, open without).")
 @click.option("--threads", type=int, default=None, help="llama.cpp threads per model (default: all cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
 def command(question, context, context_file, slm, llm, router, config_path, task, threads, as_json):
-    """Answer QUESTION with the SLM; escalate to the LLM if the router says so."""
+    """Answer QUESTION with the first tier; each gate accepts the answer or escalates to the
+    next tier (a gate after the last tier may abstain)."""
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     if not question.strip():
         fail("--question is empty")
@@ -57,20 +57,34 @@ def command(question, context, context_file, slm, llm, router, config_path, task
     try:
         res = cascade.answer(question, context, task=task)
     except ModelError as e:
-        fail(str(e), code=1)
+        fail(f"tier {e.tier}: {e}" if e.tier else str(e), code=1)
     finally:
         cascade.close()
     if as_json:
-        click.echo(json.dumps(json_safe(res.to_dict()), indent=2, default=str, allow_nan=False))
+        click.echo(json.dumps(res.to_dict(), indent=2, allow_nan=False))
         return
-    click.echo(res.answer if res.answer else "(no answer)")
-    tier = cfg.slm.model if res.route == "slm" else cfg.llm.model
-    how = "escalated" if res.escalated else "kept the SLM answer"
-    if res.degraded:
-        how = f"escalation failed, SLM answer returned (degraded): {res.error}"
-    click.echo(f"\nanswered by: {res.route} ({tier}); router {cfg.router_label} {how}")
-    click.echo(f"decision score {res.decision_score:.3f} vs threshold {res.threshold:g}")
-    for r in res.reasons:
-        click.echo(str(r))
-    click.echo(f"SLM answer: {res.slm_answer!r}" + (f"\nLLM answer: {res.llm_answer!r}" if res.llm_answer is not None else ""))
+    _print_result(res)
+
+
+def _print_result(res) -> None:
+    """The answer, every gate decision with its reasons, the route, failures, each tier's
+    answer, and tokens/latency/cost."""
+    if res.abstained:
+        click.echo("(abstained: the passage does not answer the question)")
+    else:
+        click.echo(res.answer if res.answer else "(no answer)")
+    click.echo("")
+    for d in res.decisions:
+        click.echo(f"gate after {d.after} ({d.router}): score {d.score:.3f} vs threshold {d.threshold:g} -> {d.outcome}")
+        for r in d.reasons:
+            click.echo(str(r))
+    if res.abstained:
+        click.echo("answered by: abstain")
+    else:
+        run = res.run(res.route)
+        click.echo(f"answered by: {res.route} ({run.model if run is not None else '?'})")
+    for f in res.failures:
+        click.echo(f"tier {f.tier} failed: {f.error} (degraded)")
+    for r in res.runs:
+        click.echo(f"{r.tier} answer: {r.answer!r}")
     click.echo(f"tokens: {res.total_tokens}  latency: {res.latency_s:.2f} s  cost: ${res.cost_usd:.8f}")
