@@ -24,8 +24,15 @@ from cascade_router.config import DEFAULT_PRICES
 from cascade_router.models.openai_compat import OpenAICompatBackend
 from cascade_router.models.registry import load_model
 from cascade_router.routers import AlwaysLLM, AlwaysSLM, get_router
-from cascade_router.server import ServerSettings, create_app, is_loopback, load_api_keys, split_question
-from cascade_router.server.runner import BackgroundServer
+from cascade_router.server import (
+    BackgroundServer,
+    ServerSettings,
+    create_app,
+    is_loopback,
+    load_api_keys,
+    split_question,
+)
+from cascade_router.tiers import Tier
 
 PASSAGE = "Hamlet is a tragedy written by William Shakespeare around 1600."
 QUESTION = "Who wrote Hamlet?"
@@ -74,7 +81,7 @@ def test_schema_errors_on_stub_tiers(openai_stub):
     """No model: both tiers are a stub endpoint. Nulls mean defaults; a lone surrogate is the
     client's error (400 naming the field), not a tier failure; params name request fields."""
     tier = OpenAICompatBackend("stub", openai_stub.url, family="base", api_key_env=None, retries=0)
-    with BackgroundServer(create_app(Cascade(tier, tier, AlwaysSLM()))) as srv:
+    with BackgroundServer(create_app(Cascade([Tier("slm", tier), Tier("llm", tier)], [AlwaysSLM()]))) as srv:
         url = srv.url + "/v1/chat/completions"
         msgs = [{"role": "user", "content": "Capital of France?"}]
         r = httpx.post(url, json={"messages": msgs, "stream": None, "n": None, "stream_options": {"include_usage": None}})
@@ -90,6 +97,28 @@ def test_schema_errors_on_stub_tiers(openai_stub):
         r = httpx.post(url, json={"messages": msgs, "max_tokens": 5, "max_completion_tokens": 100_000})
         assert r.status_code == 400 and r.json()["error"]["param"] == "max_completion_tokens", r.text
         assert len(openai_stub.requests) == 1  # only the valid request reached a tier
+
+
+def test_model_field_names_tiers():
+    """Tier names first, then model ids (the first tier with it), then the slm/llm aliases; every
+    listed id is unique and selects its tier."""
+    from cascade_router.server.app import TierDirectory
+
+    d = TierDirectory(["small", "medium", "large"], ["smollm2-135m", "gemma3-270m", "gemma3-270m"])
+    assert d.listed == {"small": "smollm2-135m", "medium": "medium", "large": "large"}
+    assert [d.resolve(m) for m in ("small", "smollm2-135m", "gemma3-270m", "large", "slm", "llm")] == \
+        ["small", "small", "medium", "large", "small", "large"]
+    assert [d.resolve(m) for m in (None, "", "cascade", "gpt-4o", "abstain")] == [None] * 5
+    assert d.tier_aliases("small") == ["small", "slm"] and d.tier_aliases("medium") == ["medium"]
+    d = TierDirectory(["llm", "slm"], ["a", "b"])  # literal names win over the aliases
+    assert d.resolve("slm") == "slm" and d.resolve("llm") == "llm" and d.tier_aliases("llm") == ["llm"]
+    d = TierDirectory(["x", "acme/y@2"], ["acme/y@2", "cascade"])  # ids clashing with a name or "cascade"
+    assert d.listed == {"x": "x", "acme/y@2": "acme/y@2"}
+    assert d.resolve("acme/y@2") == "acme/y@2" and d.resolve("x") == "x"
+    for ids in (["m", "m", "n"], ["a", "b", "c"], ["b", "a", "a"]):
+        d = TierDirectory(["a", "b", "c"], ids)
+        listed = list(d.listed.values())
+        assert len(set(listed)) == 3 and all(d.resolve(v) == k for k, v in d.listed.items()), ids
 
 
 def test_cli_refuses_unsafe_binds(monkeypatch):
@@ -112,14 +141,15 @@ def tiers(slm, llm):
     return slm, llm
 
 
-def _cascade(slm, llm, router, on_llm_error="degrade") -> Cascade:
-    return Cascade(slm, llm, router, slm_price=DEFAULT_PRICES[SLM_ID], llm_price=DEFAULT_PRICES[LLM_ID],
-                   max_tokens=24, on_llm_error=on_llm_error)
+def _cascade(slm, llm, router, on_error="degrade", label=None) -> Cascade:
+    """The two-tier cascade ``slm`` -> ``llm`` with ``router`` (labelled ``label``) as the gate between them."""
+    return Cascade([Tier("slm", slm, DEFAULT_PRICES[SLM_ID]), Tier("llm", llm, DEFAULT_PRICES[LLM_ID])],
+                   [router], max_tokens=24, on_error=on_error, gate_labels=[label] if label else None)
 
 
 @pytest.fixture(scope="module")
 def server(tiers):
-    app = create_app(_cascade(*tiers, get_router("seed-v1")), ServerSettings(api_keys=(KEY,)))
+    app = create_app(_cascade(*tiers, get_router("seed-v1"), label="seed-v1"), ServerSettings(api_keys=(KEY,)))
     with BackgroundServer(app) as srv:
         yield srv
 
@@ -137,8 +167,14 @@ def baseline(server):
 
 
 def _tier_tokens(ext: dict, tier: str) -> int:
-    t = ext["tiers"][tier]
-    return t["prompt_tokens"] + t["completion_tokens"] if t["ran"] else 0
+    """Prompt + completion tokens of ``tier`` in the ``cascade`` object (0 when it did not run)."""
+    t = _run(ext, tier)
+    return t["prompt_tokens"] + t["completion_tokens"] if t else 0
+
+
+def _run(ext: dict, tier: str) -> dict | None:
+    """The entry of ``tier`` in the ``cascade.tiers`` list, or None if it did not run."""
+    return next((t for t in ext["tiers"] if t["name"] == tier), None)
 
 
 def test_chat_completion_routed(baseline):
@@ -149,12 +185,22 @@ def test_chat_completion_routed(baseline):
     answer = resp.choices[0].message.content
     assert "Shakespeare" in answer
     assert headers["x-cascade-route"] == ext["route"] in ("slm", "llm")
+    assert "x-cascade-degraded" not in headers
     assert resp.model == (SLM_ID if ext["route"] == "slm" else LLM_ID)
-    assert ext["escalated"] == (ext["route"] == "llm") and ext["degraded"] is False and ext["forced"] is None
-    assert ext["task"] == "squad" and ext["passage_chars"] == len(PASSAGE)
-    assert set(ext["signals"]) >= {"mean_logprob"} and isinstance(ext["threshold"], float)
-    assert ext["tiers"]["slm"]["ran"] and ext["tiers"]["slm"]["latency_s"] > 0
-    assert ext["cost_usd"] > 0
+    assert ext["start"] == "slm" and ext["escalated"] == (ext["route"] == "llm") and ext["degraded"] is False
+    assert ext["error"] is None and ext["failures"] == [] and ext["max_tokens"] == 24
+    assert ext["task"] == "squad" and ext["passage_chars"] == len(PASSAGE) and ext["question"] == QUESTION
+    assert [t["name"] for t in ext["tiers"]] == (["slm"] if ext["route"] == "slm" else ["slm", "llm"])
+    small = ext["tiers"][0]
+    assert small["model"] == SLM_ID and small["latency_s"] > 0 and small["cost_usd"] > 0
+    assert set(small["signals"]) >= {"mean_logprob"} and small["finish_reason"] in ("stop", "length")
+    assert set(small) == {"name", "model", "answer", "prompt_tokens", "completion_tokens", "cached_prompt_tokens",
+                          "latency_s", "finish_reason", "truncated_context", "cost_usd", "signals"}
+    (gate,) = ext["gates"]
+    assert gate["after"] == "slm" and gate["router"] == "seed-v1" and isinstance(gate["threshold"], float)
+    assert gate["outcome"] == ("escalate" if ext["route"] == "llm" else "accept")
+    assert gate["reasons"] and {"signal", "value", "op", "threshold", "fired"} <= set(gate["reasons"][0])
+    assert ext["cost_usd"] == pytest.approx(sum(t["cost_usd"] for t in ext["tiers"]))
     assert resp.usage.total_tokens == _tier_tokens(ext, "slm") + _tier_tokens(ext, "llm")
     assert resp.usage.total_tokens == resp.usage.prompt_tokens + resp.usage.completion_tokens
 
@@ -168,42 +214,54 @@ def test_streaming_matches_non_streaming(server, baseline):
         assert raw.headers["x-cascade-route"] == resp.model_extra["cascade"]["route"]
         assert raw.headers["content-type"].startswith("text/event-stream")
         chunks = list(raw.parse())
-    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    assert all(c.object == "chat.completion.chunk" and c.model == resp.model for c in chunks)
     assert chunks[0].choices[0].delta.role == "assistant"
     content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert content == resp.choices[0].message.content
     finish = [c for c in chunks if c.choices and c.choices[0].finish_reason]
     assert len(finish) == 1 and finish[0].model_extra["cascade"]["route"] == resp.model_extra["cascade"]["route"]
+    assert [t["name"] for t in finish[0].model_extra["cascade"]["tiers"]] == \
+        [t["name"] for t in resp.model_extra["cascade"]["tiers"]]
     assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == resp.usage.total_tokens
     assert len(chunks) >= 4  # role, >= 1 content piece, finish, usage
 
 
-def test_system_passage_and_direct_slm(server, baseline):
-    """A 'Passage:' system message gives the same prompt as the inline convention; model="slm" skips routing."""
+def test_system_passage_and_slm_alias(server, baseline):
+    """A 'Passage:' system message gives the same prompt as the inline convention; model="slm"
+    (the first tier) starts where routing starts, so the gate after it still decides."""
     resp0, _ = baseline
+    ext0 = resp0.model_extra["cascade"]
     raw = _client(server).chat.completions.with_raw_response.create(
         model="slm", messages=[{"role": "system", "content": f"Passage: {PASSAGE}"},
                                {"role": "user", "content": QUESTION}])
     resp = raw.parse()
     ext = resp.model_extra["cascade"]
-    assert raw.headers["x-cascade-route"] == "slm" and resp.model == SLM_ID
-    assert ext["forced"] == "slm" and ext["escalated"] is False and ext["tiers"]["llm"] == {"model": LLM_ID, "ran": False}
+    assert ext["start"] == "slm" and ext["route"] == ext0["route"] == raw.headers["x-cascade-route"]
+    assert [g["after"] for g in ext["gates"]] == ["slm"] and ext["gates"][0]["outcome"] == ext0["gates"][0]["outcome"]
     assert ext["task"] == "squad" and ext["passage_chars"] == len(PASSAGE)
-    assert resp.choices[0].message.content == resp0.model_extra["cascade"]["tiers"]["slm"]["answer"]
-    assert resp.usage.total_tokens == _tier_tokens(ext, "slm") > 0
+    assert ext["tiers"][0]["answer"] == ext0["tiers"][0]["answer"]
+    assert resp.choices[0].message.content == resp0.choices[0].message.content
+    assert resp.usage.total_tokens == resp0.usage.total_tokens > 0
 
 
-def test_direct_llm_and_completions_endpoint(server, baseline):
+def test_start_at_llm_and_completions_endpoint(server, baseline):
+    """model = the last tier's model id starts there: the SLM and its gate are skipped."""
     resp0, _ = baseline
     c = _client(server)
     raw = c.chat.completions.with_raw_response.create(model=LLM_ID, messages=[{"role": "user", "content": USER_MSG}])
     resp = raw.parse()
     ext = resp.model_extra["cascade"]
-    assert raw.headers["x-cascade-route"] == "llm" and resp.model == LLM_ID and ext["forced"] == "llm"
-    assert ext["tiers"]["slm"]["ran"] is False and resp.usage.total_tokens == _tier_tokens(ext, "llm") > 0
+    assert raw.headers["x-cascade-route"] == "llm" and resp.model == LLM_ID and ext["start"] == "llm"
+    assert [t["name"] for t in ext["tiers"]] == ["llm"] and ext["gates"] == [] and ext["escalated"] is False
+    assert resp.usage.total_tokens == _tier_tokens(ext, "llm") > 0
+    same = c.chat.completions.create(model="llm", messages=[{"role": "user", "content": USER_MSG}])
+    assert same.model_extra["cascade"]["start"] == "llm" and same.choices[0].message.content == resp.choices[0].message.content
     comp = c.completions.create(model="cascade", prompt=USER_MSG)
     assert comp.object == "text_completion" and comp.choices[0].text == resp0.choices[0].message.content
     assert comp.model_extra["cascade"]["route"] == resp0.model_extra["cascade"]["route"]
+    assert comp.model == resp0.model and comp.usage.total_tokens == resp0.usage.total_tokens
+    other = c.completions.create(model="gpt-4o", prompt=USER_MSG, max_tokens=8)  # unknown names route
+    assert other.model_extra["cascade"]["start"] == "slm" and other.model_extra["cascade"]["max_tokens"] == 8
 
 
 def test_errors_are_openai_shaped(server):
@@ -245,25 +303,45 @@ def test_errors_are_openai_shaped(server):
     assert httpx.get(server.url + "/health").status_code == 200  # still serving
 
 
+def _samples(text: str) -> dict:
+    """Prometheus text -> ``{(sample name, sorted label items): value}``."""
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
 def test_models_health_metrics(server, baseline):
-    ids = [m.id for m in _client(server).models.list().data]
-    assert ids == ["cascade", SLM_ID, LLM_ID]
+    c = _client(server)
+    models = c.models.list().data
+    assert [m.id for m in models] == ["cascade", SLM_ID, LLM_ID]
+    assert [m.model_extra["cascade"] for m in models] == [
+        {"tier": "cascade", "aliases": []}, {"tier": "slm", "aliases": ["slm"]}, {"tier": "llm", "aliases": ["llm"]}]
+    assert c.models.retrieve(LLM_ID).model_extra["cascade"]["tier"] == "llm"
+    assert c.models.retrieve("slm").id == SLM_ID  # a tier name selects the tier's object
+    with pytest.raises(openai.NotFoundError) as ei:
+        c.models.retrieve("gpt-4o")
+    assert ei.value.body["code"] == "model_not_found" and ei.value.body["param"] == "model"
     h = httpx.get(server.url + "/health").json()  # open without a key
     assert h["status"] == "ok" and h["models"] == {"cascade": "cascade", "slm": SLM_ID, "llm": LLM_ID}
+    assert h["tiers"] == [{"name": "slm", "model": SLM_ID}, {"name": "llm", "model": LLM_ID}]
+    assert h["on_llm_error"] == "degrade" and {"version", "running", "queued", "uptime_s"} <= set(h)
     assert httpx.get(server.url + "/metrics").status_code == 401
     r = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {KEY}"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
-    samples = {}
-    for fam in text_string_to_metric_families(r.text):
-        for s in fam.samples:
-            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    samples = _samples(r.text)
     assert samples[("cascade_requests_total", (("endpoint", "/v1/chat/completions"), ("status", "200")))] >= 1
+    assert samples[("cascade_requests_total", (("endpoint", "/v1/models/{model_id}"), ("status", "404")))] >= 1
     assert samples[("cascade_tier_tokens_total", (("kind", "prompt"), ("tier", "slm")))] > 0
     assert samples[("cascade_tier_calls_total", (("outcome", "ok"), ("tier", "slm")))] >= 1
+    assert samples[("cascade_tier_calls_total", (("outcome", "error"), ("tier", "llm")))] == 0
     assert samples[("cascade_tier_latency_seconds_count", (("tier", "slm"),))] >= 1
     routed = sum(v for (n, lab), v in samples.items() if n == "cascade_answers_total" and ("mode", "routed") in lab)
     assert routed >= 1
-    assert ("cascade_escalations_total", ()) in samples and ("cascade_in_flight_requests", ()) in samples
+    assert ("cascade_escalations_total", (("tier", "slm"),)) in samples
+    assert ("cascade_abstentions_total", ()) in samples and ("cascade_in_flight_requests", ()) in samples
+    assert not any(lab and dict(lab).get("tier") in (SLM_ID, LLM_ID) for _, lab in samples)  # names, not ids
 
 
 class _GatedBackend:
@@ -313,8 +391,8 @@ def test_llm_endpoint_goes_down_degrade_and_fail(tiers):
     backing = load_model(LLM_ID, threads=2)  # its own llama.cpp server, so closing it hurts no one else
     url = backing.base_url
     remote = OpenAICompatBackend(LLM_ID, url, family="base", api_key_env=None, timeout_s=30, retries=1)
-    degrade = create_app(_cascade(slm, remote, AlwaysLLM(), on_llm_error="degrade"))
-    fail = create_app(_cascade(slm, remote, AlwaysLLM(), on_llm_error="raise"))
+    degrade = create_app(_cascade(slm, remote, AlwaysLLM(), on_error="degrade"))
+    fail = create_app(_cascade(slm, remote, AlwaysLLM(), on_error="raise"))
     msgs = [{"role": "user", "content": USER_MSG}]
     try:
         with BackgroundServer(degrade) as sd, BackgroundServer(fail) as sf:
@@ -324,6 +402,7 @@ def test_llm_endpoint_goes_down_degrade_and_fail(tiers):
             ext = resp.model_extra["cascade"]
             assert raw.headers["x-cascade-route"] == "llm" and resp.model == LLM_ID
             assert ext["escalated"] and not ext["degraded"] and _tier_tokens(ext, "llm") > 0
+            assert ext["gates"][0]["outcome"] == "escalate" and ext["gates"][0]["score"] == "inf"  # json-safe inf
             assert resp.usage.total_tokens == _tier_tokens(ext, "slm") + _tier_tokens(ext, "llm")
 
             backing.close()  # the LLM's HTTP server goes away
@@ -343,21 +422,28 @@ def test_llm_endpoint_goes_down_degrade_and_fail(tiers):
             ext = resp.model_extra["cascade"]
             assert raw.headers["x-cascade-route"] == "slm" and raw.headers["x-cascade-degraded"] == "true"
             assert ext["degraded"] is True and ext["escalated"] is True and "unreachable" in ext["error"]
-            assert resp.model == SLM_ID and resp.choices[0].message.content == ext["tiers"]["slm"]["answer"]
-            assert ext["tiers"]["llm"]["ran"] is False and resp.usage.total_tokens == _tier_tokens(ext, "slm")
+            assert [f["tier"] for f in ext["failures"]] == ["llm"] and "unreachable" in ext["failures"][0]["error"]
+            assert resp.model == SLM_ID and resp.choices[0].message.content == _run(ext, "slm")["answer"]
+            assert _run(ext, "llm") is None and resp.usage.total_tokens == _tier_tokens(ext, "slm")
 
             with pytest.raises(openai.InternalServerError) as ei:
                 cf.chat.completions.create(model="cascade", messages=msgs)
             assert ei.value.status_code == 503 and ei.value.body["code"] == "tier_unavailable"
+            assert ei.value.body["message"].startswith("model tier llm unavailable: ")
 
             # both servers keep serving
             assert httpx.get(sf.url + "/health").json()["status"] == "ok"
-            ok = cf.chat.completions.create(model="slm", messages=msgs)
-            assert ok.choices[0].message.content == ext["tiers"]["slm"]["answer"]
+            assert httpx.get(sf.url + "/health").json()["on_llm_error"] == "fail"
+            with pytest.raises(openai.InternalServerError) as ei:  # starting at the dead tier
+                cf.chat.completions.create(model=LLM_ID, messages=msgs)
+            assert ei.value.body["message"].startswith("model tier llm unavailable: ")
             m = httpx.get(sd.url + "/metrics").text
             assert "cascade_degraded_total 1.0" in m
             assert 'cascade_tier_calls_total{outcome="error",tier="llm"} 1.0' in m
-            assert 'cascade_tier_calls_total{outcome="error",tier="llm"} 1.0' in httpx.get(sf.url + "/metrics").text
+            assert 'cascade_escalations_total{tier="slm"} 2.0' in m
+            mf = httpx.get(sf.url + "/metrics").text
+            assert 'cascade_tier_calls_total{outcome="error",tier="llm"} 2.0' in mf
+            assert 'cascade_degraded_total 0.0' in mf
     finally:
         remote.close()
         backing.close()
@@ -376,6 +462,7 @@ def test_cli_port_zero_banner_shows_the_bound_port(openai_stub):
         stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stderr.readline()
+        assert "tiers=slm:stub,llm:stub gates=slm:always-slm " in line, line
         m = re.search(r"OpenAI base URL http://127\.0\.0\.1:(\d+)/v1", line)
         assert m, line
         port = int(m.group(1))

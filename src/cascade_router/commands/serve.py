@@ -25,6 +25,24 @@ def _bind(host: str, port: int) -> socket.socket:
         fail(f"cannot bind {host}:{port}: {e.strerror or e}")
 
 
+def _tiers_label(cascade) -> str:
+    """``name:model,...`` for the banner, in tier order."""
+    return ",".join(f"{t.name}:{t.model_id}" for t in cascade.tiers)
+
+
+def _gates_label(cascade) -> str:
+    """``after:router,...`` for the banner: each gate's router label by the tier it follows (the
+    abstain gate after the last tier is marked ``(abstain)``)."""
+    labels = list(cascade.gate_labels or [])
+    out = []
+    for i, (tier, gate) in enumerate(zip(cascade.tiers, cascade.gates)):
+        if gate is None:
+            continue
+        label = labels[i] if i < len(labels) and labels[i] else getattr(gate, "kind", "router")
+        out.append(f"{tier.name}:{label}" + ("(abstain)" if i == len(cascade.tiers) - 1 else ""))
+    return ",".join(out)
+
+
 @click.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="Cascade config (.toml/.yaml/.json); on_llm_error = degrade|fail sets the LLM-failure answer.")
@@ -55,8 +73,9 @@ def command(config_path, slm, llm, router, threads, host, port, api_key_env, max
 
     The question is the last user message; a passage goes before a 'Question:' line
     ("Passage: ...\\nQuestion: ...") or in a system message starting with 'Passage:' or
-    'Context:'. model "slm"/"llm" (or a tier's name) answers with that tier alone; "cascade" or
-    any other name routes.
+    'Context:'. model "cascade" (or any name that is not a tier) routes from the first tier; a
+    tier's name or model id (or "slm"/"llm" for the first/last tier) starts the cascade at that
+    tier, skipping the gates before it. GET /v1/models lists the tiers.
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     from ..server import ServerSettings, create_app, is_loopback, load_api_keys
@@ -89,8 +108,8 @@ def command(config_path, slm, llm, router, threads, host, port, api_key_env, max
             import uvicorn
 
             shown = f"[{host}]" if ":" in host else host
-            click.echo(f"cascade-router: slm={cascade.slm.model_id} llm={cascade.llm.model_id} "
-                       f"router={cfg.router_label} on_llm_error={cfg.on_llm_error} auth={'on' if keys else 'off'}; "
+            click.echo(f"cascade-router: tiers={_tiers_label(cascade)} gates={_gates_label(cascade) or '-'} "
+                       f"on_llm_error={cfg.on_llm_error} auth={'on' if keys else 'off'}; "
                        f"OpenAI base URL http://{shown}:{sock.getsockname()[1]}/v1", err=True)
             uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="off")).run(sockets=[sock])
         finally:

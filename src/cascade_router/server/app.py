@@ -1,4 +1,4 @@
-"""The OpenAI-compatible HTTP API in front of a :class:`~cascade_router.cascade.Cascade`.
+"""The OpenAI-compatible HTTP API in front of an N-tier :class:`~cascade_router.cascade.Cascade`.
 
 Endpoints:
 
@@ -7,45 +7,57 @@ Endpoints:
   server-sent events; the routing decision and the answer are computed first, then streamed in
   word-sized pieces.
 * ``POST /v1/completions``: the same for a ``prompt`` string (``text_completion`` objects).
-* ``GET /v1/models``: ``cascade`` and each tier; ``GET /health``; ``GET /metrics`` (Prometheus).
+* ``GET /v1/models``: ``cascade`` and every tier; ``GET /v1/models/{model_id}``: one of them;
+  ``GET /health``; ``GET /metrics`` (Prometheus, :mod:`cascade_router.server.metrics`).
 
-The ``model`` field: ``"slm"`` / ``"llm"`` or a tier's model name answers with that tier alone
-(no routing, no fallback: a failing tier gives 503); ``"cascade"``, an absent model or any
-other name routes through the cascade. Responses name the tier that answered in ``model`` and in
-the ``x-cascade-route`` header (``slm``/``llm``), carry a ``cascade`` object (route, escalated,
-degraded, signals, decision score and threshold, per-tier tokens and latency, cost) and a
-``usage`` that sums the tokens of every tier that ran.
+The request's ``model`` field:
+
+* a tier, by its NAME or by its model id (the first tier with that id), starts the cascade at
+  that tier: the gates before it are skipped, the gates after it still decide (so naming the
+  last tier asks it alone, apart from an abstain gate);
+* ``slm`` and ``llm`` are aliases of the first and the last tier (unless a tier is named so);
+* ``cascade``, an absent model or any other name routes from the first tier.
+
+``GET /v1/models`` lists ``cascade`` and one object per tier, in order; a tier's ``id`` is its
+model id, or its tier name when the model id is not unique among the tiers (or is another tier's
+name), so every listed id is unique and selects its tier. Each object carries
+``cascade: {"tier": name, "aliases": [...]}`` (the tier name, and ``slm``/``llm`` for the
+first/last tier). ``GET /v1/models/{model_id}`` accepts every ``model`` value that names a tier
+(and ``cascade``) and returns that list entry; names may contain ``/`` or ``@``.
+
+Responses name the answering tier: the ``x-cascade-route`` header is its tier NAME (or
+``abstain`` when the abstain gate after the last tier abstained; the content is then ``""``), the
+``model`` field its model id (or ``abstain``); ``x-cascade-degraded: true`` when a tier failed on
+the way and a later tier, or an earlier answer, was used. Every response carries the ``cascade``
+extension object (route, start, per-tier runs, every gate decision, failures, cost; see
+:mod:`cascade_router.server.wire`) and a ``usage`` summing the tokens of every tier that ran.
 
 Errors use OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``: 400 bad JSON,
-schema or values (``max_tokens`` over the cap); 401 missing or wrong API key; 404/405 unknown
-route or method; 413 body over the size bound; 429 more requests waiting than the queue bound;
-503 a model tier failed (the SLM, a forced tier, or the LLM with ``on_llm_error = "fail"``);
-500 anything unexpected. The server keeps serving after every one of them.
+schema or values (``param`` names the field; ``max_tokens_exceeded`` over the cap); 401
+``invalid_api_key``; 404 ``model_not_found`` for an unknown ``GET /v1/models/{model_id}``, 404/405
+unknown route or method; 413 ``request_too_large`` body over the size bound; 429 ``queue_full``
+more requests waiting than the queue bound; 503 ``tier_unavailable`` a model tier failed
+(the tier the cascade started at, or any tier with ``on_llm_error = "fail"``), the message names
+the tier (``model tier NAME unavailable: ...``); 500 anything unexpected. The server keeps
+serving after every one of them.
 
 Concurrency: the event loop never runs a model. Cascade calls run in worker threads, at most
 ``max_concurrency`` at a time; up to ``max_queue`` more requests wait for a thread; beyond that
-requests get 429 at once.
+requests get 429 at once. The module is split: the wire format lives in
+:mod:`cascade_router.server.wire`, the API-key / body-size / metrics guard in
+:mod:`cascade_router.server.guard`; this module holds the routes and the shared state.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hmac
-import ipaddress
-import json
 import logging
-import math
-import numbers
-import os
-import re
 import time
-import uuid
 from functools import partial
-from typing import Any, Iterable, NamedTuple
 
 import anyio
 import anyio.to_thread
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -53,6 +65,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..cascade import CascadeResult
 from ..models.base import ModelError
+from . import wire
+from .guard import Guard, is_loopback, load_api_keys  # noqa: F401  (re-exported)
 from .metrics import CONTENT_TYPE, ServerMetrics
 from .schemas import (
     CASCADE_MODEL,
@@ -63,12 +77,12 @@ from .schemas import (
     query_from_chat,
     query_from_prompt,
 )
+from .wire import error_body, error_response  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
-#: Paths answered without an API key even when keys are configured (liveness probes).
-OPEN_PATHS = frozenset({"/health"})
-_ENDPOINTS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics"})
+#: Aliases of the first and the last tier (when no tier is literally named so).
+FIRST_ALIAS, LAST_ALIAS = "slm", "llm"
 
 
 @dataclasses.dataclass
@@ -105,32 +119,6 @@ class ServerSettings:
             raise ValueError(f"max_tokens_cap must be >= 1, got {self.max_tokens_cap}")
 
 
-def is_loopback(host: str) -> bool:
-    """True when ``host`` is ``localhost`` or a loopback IP (127.0.0.0/8, ::1); names and
-    wildcard addresses such as ``0.0.0.0`` are not loopback."""
-    host = host.strip().strip("[]")
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def load_api_keys(env_name: str) -> tuple[str, ...]:
-    """API keys from the environment variable named ``env_name`` (comma-separated for several).
-
-    Raises:
-        ValueError: the variable is unset or holds no key (the message names the variable,
-            never its value).
-    """
-    raw = os.environ.get(env_name, "")
-    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
-    if not keys:
-        raise ValueError(f"environment variable {env_name} is unset or empty; put the API key(s) in it")
-    return keys
-
-
 def _is_type_label(part) -> bool:
     """True for the union-member labels pydantic adds to an error's location (``str``,
     ``list[ContentPart]``, ``function-after[...]``): not request fields, left out of ``param``."""
@@ -138,136 +126,62 @@ def _is_type_label(part) -> bool:
                                       or "[" in part or part.startswith(("function-", "is-instance")))
 
 
-class _Meta(NamedTuple):
-    """What a chat and a completions response share for one routed question."""
+class TierDirectory:
+    """Which tier a ``model`` value names, and the model ids the server lists.
 
-    id: str
-    created: int  # unix seconds
-    model: str  # the tier model that answered
-    usage: dict
-    cascade: dict  # the ``cascade`` extension object
-    finish_reason: str
+    Args:
+        names: the tier names, in order (unique).
+        model_ids: each tier's model id (may repeat).
+    """
 
+    def __init__(self, names: list[str], model_ids: list[str]) -> None:
+        self.names = list(names)
+        self.model_ids = dict(zip(names, model_ids))
+        self.aliases: dict[str, str] = {}  # alias -> tier name
+        if self.names and FIRST_ALIAS not in self.names:
+            self.aliases[FIRST_ALIAS] = self.names[0]
+        if self.names and LAST_ALIAS not in self.names:
+            self.aliases[LAST_ALIAS] = self.names[-1]
+        ids = list(model_ids)
+        #: The listed id of each tier: its model id when that is unique among the tiers, not
+        #: another tier's name and not ``cascade``; else its tier name.
+        self.listed: dict[str, str] = {}
+        for name, mid in zip(self.names, ids):
+            clash = ids.count(mid) > 1 or mid == CASCADE_MODEL or any(n != name and n == mid for n in self.names)
+            self.listed[name] = name if clash else mid
 
-def error_body(message: str, type_: str = "invalid_request_error", param: str | None = None,
-               code: str | None = None) -> dict:
-    """OpenAI's error object ``{"error": {"message", "type", "param", "code"}}``."""
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    def resolve(self, model: str | None) -> str | None:
+        """The tier name ``model`` starts at, or None (route from the first tier).
 
+        Order: a tier name, then a tier's model id (the first tier with it), then the
+        ``slm``/``llm`` aliases; ``cascade``, None and any other name give None.
+        """
+        if not model or model == CASCADE_MODEL:
+            return None
+        if model in self.model_ids:  # a tier name
+            return model
+        for name in self.names:
+            if self.model_ids[name] == model:
+                return name
+        return self.aliases.get(model)
 
-def error_response(status: int, message: str, type_: str = "invalid_request_error", param: str | None = None,
-                   code: str | None = None, headers: dict | None = None) -> JSONResponse:
-    """A JSON error response with OpenAI's error object and HTTP ``status``."""
-    return JSONResponse(error_body(message, type_, param, code), status_code=status, headers=headers)
-
-
-def _jsonable(x: Any) -> Any:
-    """``x`` with non-finite floats as None and numpy scalars as Python numbers."""
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, bool) or x is None or isinstance(x, str):
-        return x
-    if isinstance(x, numbers.Integral):
-        return int(x)
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    return f if math.isfinite(f) else None
-
-
-class _BodyTooLarge(HTTPException):
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body exceeds the limit of {limit} bytes")
-
-
-class _Guard:
-    """ASGI middleware: API-key check, body-size bound, and per-request metrics."""
-
-    def __init__(self, app, state: "_State") -> None:
-        self.app = app
-        self.state = state
-
-    async def _send_error(self, send, status: int, body: dict, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
-        data = json.dumps(body).encode()
-        await send({
-            "type": "http.response.start", "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
-                        *headers],
-        })
-        await send({"type": "http.response.body", "body": data})
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        st = self.state
-        path = scope.get("path", "")
-        endpoint = path if path in _ENDPOINTS else "other"
-        t0 = time.perf_counter()
-        seen = {"status": None}
-
-        async def send_(msg) -> None:
-            if msg["type"] == "http.response.start" and seen["status"] is None:
-                seen["status"] = msg["status"]
-                st.metrics.requests.labels(endpoint, str(msg["status"])).inc()
-                st.metrics.request_latency.labels(endpoint).observe(time.perf_counter() - t0)
-            await send(msg)
-
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        if st.settings.api_keys and path not in OPEN_PATHS:
-            auth = headers.get("authorization", "")
-            scheme, _, token = auth.partition(" ")
-            token = token.strip()
-            ok = scheme.lower() == "bearer" and token and any(
-                hmac.compare_digest(token.encode(), k.encode()) for k in st.settings.api_keys
-            )
-            if not ok:
-                msg = "missing API key: send 'Authorization: Bearer KEY'" if not auth else "invalid API key"
-                await self._send_error(send_, 401, error_body(msg, "invalid_request_error", None, "invalid_api_key"),
-                                       [(b"www-authenticate", b"Bearer")])
-                return
-        limit = st.settings.max_body_bytes
-        cl = headers.get("content-length")
-        if cl is not None:
-            try:
-                too_big = int(cl) > limit
-            except ValueError:
-                await self._send_error(send_, 400, error_body("bad Content-Length header"))
-                return
-            if too_big:
-                await self._send_error(send_, 413, error_body(
-                    f"request body exceeds the limit of {limit} bytes", "invalid_request_error", None,
-                    "request_too_large"))
-                return
-        total = 0
-
-        async def receive_():
-            nonlocal total
-            msg = await receive()
-            if msg["type"] == "http.request":
-                total += len(msg.get("body", b""))
-                if total > limit:
-                    raise _BodyTooLarge(limit)
-            return msg
-
-        await self.app(scope, receive_, send_)
+    def tier_aliases(self, name: str) -> list[str]:
+        """The tier name and the ``slm``/``llm`` aliases that select tier ``name``."""
+        return [name] + [a for a, t in self.aliases.items() if t == name]
 
 
-class _State:
-    """What the routes share: the cascade, settings, metrics and the admission counters."""
+class ServerState:
+    """What the routes share: the cascade, settings, metrics, tier names and admission counters."""
 
     def __init__(self, cascade, settings: ServerSettings) -> None:
         self.cascade = cascade
         self.settings = settings
-        self.slm_id = str(getattr(cascade.slm, "model_id", "slm"))
-        self.llm_id = str(getattr(cascade.llm, "model_id", "llm"))
+        self.tiers = TierDirectory([t.name for t in cascade.tiers], [t.model_id for t in cascade.tiers])
         self.pending = 0  # admitted cascade requests: running + waiting (event-loop thread only)
         self._limiter: anyio.CapacityLimiter | None = None
         self.started = time.time()
-        self.metrics = ServerMetrics(in_flight=lambda: self.running, queued=lambda: self.pending - self.running)
+        self.metrics = ServerMetrics(in_flight=lambda: self.running, queued=lambda: self.pending - self.running,
+                                     tiers=self.tiers.names)
 
     @property
     def running(self) -> int:
@@ -280,15 +194,10 @@ class _State:
             self._limiter = anyio.CapacityLimiter(self.settings.max_concurrency)
         return self._limiter
 
-    def force_for(self, model: str | None) -> str | None:
-        """``"slm"``/``"llm"`` when ``model`` names a tier, else None (route)."""
-        if not model or model == CASCADE_MODEL:
-            return None
-        if model in ("slm", self.slm_id):
-            return "slm"
-        if model in ("llm", self.llm_id):
-            return "llm"
-        return None
+    @property
+    def on_llm_error(self) -> str:
+        """``fail`` when a failing tier makes the request 503, ``degrade`` otherwise."""
+        return "fail" if getattr(self.cascade, "on_error", "degrade") == "raise" else "degrade"
 
     def budget(self, requested: int | None, param: str = "max_tokens") -> int:
         """The per-tier answer budget in tokens. Raises RequestError (naming ``param``, the
@@ -301,22 +210,9 @@ class _State:
                                param=param, code="max_tokens_exceeded")
         return int(requested)
 
-    def _answer_sync(self, q: Query, force: str | None, max_tokens: int) -> CascadeResult:
-        c = self.cascade
-        if dataclasses.is_dataclass(c) and getattr(c, "max_tokens", max_tokens) != max_tokens:
-            c = dataclasses.replace(c, max_tokens=max_tokens)  # shares the backends; thread-safe
-        return c.answer(q.question, q.passage, task=q.task, force=force)
-
-    def _failed_tier(self, e: ModelError, force: str | None) -> str:
-        if force:
-            return force
-        msg = str(e)
-        if self.slm_id != self.llm_id and msg.startswith(self.llm_id):
-            return "llm"
-        return "slm"
-
-    async def answer(self, q: Query, force: str | None, max_tokens: int) -> CascadeResult | JSONResponse:
-        """Run the cascade in a worker thread (bounded), record metrics; an error response on failure."""
+    async def answer(self, q: Query, start: str | None, max_tokens: int) -> CascadeResult | JSONResponse:
+        """Run the cascade from ``start`` (a tier name, None: the first) in a worker thread
+        (bounded), record metrics; an error response on failure."""
         s = self.settings
         if self.pending >= s.max_concurrency + s.max_queue:
             return error_response(
@@ -324,12 +220,12 @@ class _State:
                      f"{s.max_concurrency} running + {s.max_queue} queued); retry later",
                 "rate_limit_error", None, "queue_full", headers={"Retry-After": "1"})
         self.pending += 1
+        call = partial(self.cascade.answer, q.question, q.passage, task=q.task, max_tokens=max_tokens, start=start)
         try:
-            res = await anyio.to_thread.run_sync(partial(self._answer_sync, q, force, max_tokens),
-                                                 limiter=self.limiter)
+            res = await anyio.to_thread.run_sync(call, limiter=self.limiter)
         except ModelError as e:
-            tier = self._failed_tier(e, force)
-            self.metrics.tier_calls.labels(tier, "error").inc()
+            tier = e.tier or "unknown"
+            self.metrics.record_failure(tier)
             log.warning("model tier %s failed: %s", tier, e)
             return error_response(503, f"model tier {tier} unavailable: {e}", "server_error", None,
                                   "tier_unavailable", headers={"Retry-After": "5"})
@@ -340,98 +236,30 @@ class _State:
             return error_response(500, f"internal error: {type(e).__name__}: {e}", "server_error")
         finally:
             self.pending -= 1
-        self._record(res, force)
+        self.metrics.record_result(res, "started" if start is not None else "routed")
         return res
 
-    def _record(self, res: CascadeResult, force: str | None) -> None:
-        m = self.metrics
-        if force != "llm":
-            m.record_tier("slm", res.slm)
-        if res.llm is not None:
-            m.record_tier("llm", res.llm)
-        if force is None and res.escalated:
-            m.escalations.inc()
-        if res.degraded:
-            m.degraded.inc()
-            m.tier_calls.labels("llm", "error").inc()
-        m.answers.labels(res.route, "forced" if force else "routed").inc()
-        m.cost.inc(max(0.0, float(res.cost_usd)))
+    # -- models ----------------------------------------------------------------------------
 
-    # -- response pieces -------------------------------------------------------------------
+    def model_objects(self) -> list[dict]:
+        """``cascade`` and every tier, as OpenAI model objects (see the module docstring)."""
+        created = int(self.started)
+        out = [wire.model_object(CASCADE_MODEL, CASCADE_MODEL, [], created)]
+        for name in self.tiers.names:
+            out.append(wire.model_object(self.tiers.listed[name], name, self.tiers.tier_aliases(name), created))
+        return out
 
-    def tier_model(self, res: CascadeResult) -> str:
-        """The model name of the tier whose answer is final."""
-        return self.llm_id if res.route == "llm" else self.slm_id
-
-    @staticmethod
-    def usage(res: CascadeResult, force: str | None) -> dict:
-        """OpenAI ``usage``: tokens summed over every tier that ran."""
-        gens = [g for g in ((res.slm if force != "llm" else None), res.llm) if g is not None]
-        p = sum(int(g.prompt_tokens) for g in gens)
-        c = sum(int(g.completion_tokens) for g in gens)
-        return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
-
-    @staticmethod
-    def finish_reason(res: CascadeResult) -> str:
-        gen = res.llm if res.route == "llm" and res.llm is not None else res.slm
-        return gen.finish_reason if gen.finish_reason in ("stop", "length") else "stop"
-
-    def extension(self, res: CascadeResult, q: Query, force: str | None, max_tokens: int) -> dict:
-        """The ``cascade`` object: routing decision, per-tier usage and latency (seconds), cost (USD)."""
-
-        def tier(name: str, gen, ran: bool, answer) -> dict:
-            d = {"model": self.slm_id if name == "slm" else self.llm_id, "ran": ran}
-            if ran and gen is not None:
-                d.update(answer=answer, prompt_tokens=int(gen.prompt_tokens),
-                         completion_tokens=int(gen.completion_tokens),
-                         cached_prompt_tokens=gen.cached_prompt_tokens, latency_s=gen.latency_s,
-                         finish_reason=gen.finish_reason, truncated_context=gen.truncated_context)
-            return d
-
-        return _jsonable({
-            "route": res.route,
-            "escalated": res.escalated,
-            "degraded": res.degraded,
-            "error": res.error,
-            "forced": force,
-            "task": q.task,
-            "question": q.question,
-            "passage_chars": len(q.passage or ""),
-            "max_tokens": max_tokens,
-            "signals": dict(res.signals),
-            "decision_score": res.decision_score,
-            "threshold": res.threshold,
-            "reasons": [dataclasses.asdict(r) if dataclasses.is_dataclass(r) else str(r) for r in res.reasons],
-            "tiers": {
-                "slm": tier("slm", res.slm, force != "llm", res.slm_answer),
-                "llm": tier("llm", res.llm, res.llm is not None, res.llm_answer),
-            },
-            "cost_usd": res.cost_usd,
-            "latency_s": res.latency_s,
-        })
-
-    def headers(self, res: CascadeResult) -> dict:
-        """``x-cascade-route`` (and ``x-cascade-degraded`` when the LLM failed)."""
-        h = {"x-cascade-route": res.route}
-        if res.degraded:
-            h["x-cascade-degraded"] = "true"
-        return h
-
-
-def _pieces(text: str) -> list[str]:
-    """``text`` cut into word-sized pieces whose concatenation is ``text``."""
-    return re.findall(r"\s*\S+\s*|\s+", text) or []
-
-
-def _sse(events: list[dict]):
-    """An async iterator of server-sent events: one ``data:`` line per event, then ``[DONE]``."""
-
-    async def gen():
-        for ev in events:
-            yield f"data: {json.dumps(ev)}\n\n"
-        yield "data: [DONE]\n\n"
-
-    return gen()
+    def model_object(self, model_id: str) -> dict | None:
+        """The model object ``model_id`` selects (a listed id, a tier name, a tier's model id,
+        an alias or ``cascade``), or None."""
+        objs = self.model_objects()
+        for o in objs:
+            if o["id"] == model_id:
+                return o
+        tier = self.tiers.resolve(model_id)
+        if tier is None:
+            return None
+        return objs[1 + self.tiers.names.index(tier)]
 
 
 def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
@@ -444,14 +272,14 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
             64 queued, 1 MiB bodies, ``max_tokens`` cap 256).
 
     Returns:
-        The app; run it with uvicorn. ``app.state.cascade_server`` holds the shared state
-        (``metrics``, ``settings``, ``pending``).
+        The app; run it with uvicorn. ``app.state.cascade_server`` holds the shared
+        :class:`ServerState` (``metrics``, ``settings``, ``pending``, ``tiers``).
     """
     settings = settings or ServerSettings()
-    state = _State(cascade, settings)
+    state = ServerState(cascade, settings)
     app = FastAPI(title="cascade-router", version=__version__, docs_url=None, redoc_url=None)
     app.state.cascade_server = state
-    app.add_middleware(_Guard, state=state)
+    app.add_middleware(Guard, state=state)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -482,22 +310,19 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
     def _bad(e: RequestError) -> JSONResponse:
         return error_response(400, str(e), param=e.param, code=e.code)
 
-    async def _routed(q, model_field, max_tokens: int, id_prefix: str):
-        """Answer through the cascade; returns ``(error_response, None)`` or ``(result, meta)``,
-        where ``meta`` (:class:`_Meta`) holds the fields both endpoints' responses share."""
-        force = state.force_for(model_field)
-        res = await state.answer(q, force, max_tokens)
+    async def _answered(q: Query, model_field: str | None, max_tokens: int, id_prefix: str):
+        """Answer through the cascade; ``(error_response, None)`` or ``(result, wire.Meta)``."""
+        res = await state.answer(q, state.tiers.resolve(model_field), max_tokens)
         if isinstance(res, Response):
             return res, None
-        return res, _Meta(f"{id_prefix}-{uuid.uuid4().hex[:24]}", int(time.time()), state.tier_model(res),
-                          state.usage(res, force), state.extension(res, q, force, max_tokens),
-                          state.finish_reason(res))
+        return res, wire.meta(res, q, max_tokens, id_prefix)
 
-    def _stream(events: list, res, meta: "_Meta", include_usage: bool, base: dict) -> StreamingResponse:
-        if include_usage:
-            events.append({**base, "choices": [], "usage": meta.usage})
-        return StreamingResponse(_sse(events), media_type="text/event-stream",
-                                 headers={**state.headers(res), "cache-control": "no-cache"})
+    def _stream(events: list[dict], res: CascadeResult) -> StreamingResponse:
+        return StreamingResponse(wire.sse(events), media_type="text/event-stream",
+                                 headers={**wire.headers(res), "cache-control": "no-cache"})
+
+    def _include_usage(req) -> bool:
+        return bool(req.stream_options and req.stream_options.include_usage)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(req: ChatCompletionRequest):
@@ -510,27 +335,12 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
                 max_tokens = state.budget(req.max_tokens)
         except RequestError as e:
             return _bad(e)
-        res, meta = await _routed(q, req.model, max_tokens, "chatcmpl")
+        res, meta = await _answered(q, req.model, max_tokens, "chatcmpl")
         if meta is None:
             return res
-        cid, created, model, usage, ext, fr = meta
         if not req.stream:
-            return JSONResponse({
-                "id": cid, "object": "chat.completion", "created": created, "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": res.answer},
-                             "logprobs": None, "finish_reason": fr}],
-                "usage": usage, "system_fingerprint": None, "cascade": ext,
-            }, headers=state.headers(res))
-        base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-                "system_fingerprint": None}
-        events = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                         "logprobs": None, "finish_reason": None}]}]
-        for piece in _pieces(res.answer):
-            events.append({**base, "choices": [{"index": 0, "delta": {"content": piece}, "logprobs": None,
-                                                 "finish_reason": None}]})
-        events.append({**base, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": fr}],
-                       "cascade": ext})
-        return _stream(events, res, meta, bool(req.stream_options and req.stream_options.include_usage), base)
+            return JSONResponse(wire.chat_body(meta, res.answer), headers=wire.headers(res))
+        return _stream(wire.chat_events(meta, res.answer, _include_usage(req)), res)
 
     @app.post("/v1/completions")
     async def completions(req: CompletionRequest):
@@ -540,45 +350,37 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
             max_tokens = state.budget(req.max_tokens)
         except RequestError as e:
             return _bad(e)
-        res, meta = await _routed(q, req.model, max_tokens, "cmpl")
+        res, meta = await _answered(q, req.model, max_tokens, "cmpl")
         if meta is None:
             return res
-        cid, created, model, usage, ext, fr = meta
         if not req.stream:
-            return JSONResponse({
-                "id": cid, "object": "text_completion", "created": created, "model": model,
-                "choices": [{"index": 0, "text": res.answer, "logprobs": None, "finish_reason": fr}],
-                "usage": usage, "cascade": ext,
-            }, headers=state.headers(res))
-        base = {"id": cid, "object": "text_completion", "created": created, "model": model}
-        events = [{**base, "choices": [{"index": 0, "text": p, "logprobs": None, "finish_reason": None}]}
-                  for p in _pieces(res.answer)]
-        events.append({**base, "choices": [{"index": 0, "text": "", "logprobs": None, "finish_reason": fr}],
-                       "cascade": ext})
-        return _stream(events, res, meta, bool(req.stream_options and req.stream_options.include_usage), base)
+            return JSONResponse(wire.completion_body(meta, res.answer), headers=wire.headers(res))
+        return _stream(wire.completion_events(meta, res.answer, _include_usage(req)), res)
 
     @app.get("/v1/models")
     async def models():
-        """The cascade and each tier, as OpenAI model objects (``cascade.tier`` says which)."""
-        created = int(state.started)
+        """The cascade and every tier, as OpenAI model objects (``cascade.tier`` says which)."""
+        return {"object": "list", "data": state.model_objects()}
 
-        def obj(mid: str, tier: str, aliases: list[str]) -> dict:
-            return {"id": mid, "object": "model", "created": created, "owned_by": "cascade-router",
-                    "cascade": {"tier": tier, "aliases": aliases}}
-
-        return {"object": "list", "data": [
-            obj(CASCADE_MODEL, "cascade", []),
-            obj(state.slm_id, "slm", ["slm"]),
-            obj(state.llm_id, "llm", ["llm"]),
-        ]}
+    @app.get("/v1/models/{model_id:path}")
+    async def model(model_id: str):
+        """One model object (as listed by ``/v1/models``); 404 ``model_not_found`` otherwise."""
+        obj = state.model_object(model_id)
+        if obj is None:
+            known = ", ".join(o["id"] for o in state.model_objects())
+            return error_response(404, f"the model {model_id!r} does not exist; models: {known}",
+                                  "invalid_request_error", "model", "model_not_found")
+        return obj
 
     @app.get("/health")
     async def health():
-        """Liveness (no model call): status, tier names, running and queued requests."""
+        """Liveness (no model call): status, the tiers in order, running and queued requests."""
+        names = state.tiers.names
         return {
             "status": "ok", "version": __version__,
-            "models": {"cascade": CASCADE_MODEL, "slm": state.slm_id, "llm": state.llm_id},
-            "on_llm_error": "fail" if getattr(cascade, "on_llm_error", "degrade") == "raise" else "degrade",
+            "tiers": [{"name": n, "model": state.tiers.model_ids[n]} for n in names],
+            "models": {CASCADE_MODEL: CASCADE_MODEL, **{n: state.tiers.model_ids[n] for n in names}},
+            "on_llm_error": state.on_llm_error,
             "running": state.running, "queued": state.pending - state.running,
             "uptime_s": round(time.time() - state.started, 3),
         }

@@ -1,31 +1,44 @@
 """Prometheus metrics of one server instance (each app owns its registry).
 
-Exposed names (``GET /metrics``, Prometheus text format):
+Every ``tier`` label is a tier NAME of the cascade (``slm``, ``llm``, ``small``, ``medium``,
+...), never a model id. Exposed names (``GET /metrics``, Prometheus text format):
 
-* ``cascade_requests_total{endpoint, status}``: HTTP requests by path and status code
-  (429 = rejected because the queue was full).
+* ``cascade_requests_total{endpoint, status}``: HTTP requests by route and status code
+  (429 = rejected because the queue was full; ``endpoint`` is ``/v1/models/{model_id}`` for a
+  single-model lookup and ``other`` for unknown paths).
 * ``cascade_request_latency_seconds{endpoint}``: histogram, seconds from request to response
   (includes queueing; for streams, until the response starts).
-* ``cascade_answers_total{route, mode}``: answers by the tier whose answer was returned
-  (``slm``/``llm``) and ``mode`` (``routed`` or ``forced`` for direct tier requests).
-* ``cascade_escalations_total``: routed requests the router sent to the LLM.
-* ``cascade_degraded_total``: escalations whose LLM call failed, answered by the SLM.
-* ``cascade_tier_calls_total{tier, outcome}``: model calls per tier, ``ok`` or ``error``.
+* ``cascade_answers_total{route, mode}``: answers by ``route``, the tier whose answer was
+  returned or ``abstain``, and ``mode``: ``routed`` (from the first tier) or ``started`` (the
+  request's ``model`` named a tier, so the cascade started there).
+* ``cascade_escalations_total{tier}``: gate decisions that escalated, by the tier whose gate
+  escalated (the tier before the escalation).
+* ``cascade_abstentions_total``: answers where the abstain gate after the last tier abstained.
+* ``cascade_degraded_total``: answers in which some tier failed, so a later tier or an earlier
+  answer was used instead.
+* ``cascade_tier_calls_total{tier, outcome}``: model calls per tier, ``ok`` or ``error`` (a
+  failure inside a degraded answer, or the failure that made a request 503).
 * ``cascade_tier_tokens_total{tier, kind}``: tokens per tier, ``prompt`` or ``completion``.
 * ``cascade_tier_latency_seconds{tier}``: histogram, seconds per successful tier call.
-* ``cascade_cost_usd_total``: dollars spent over both tiers at the configured prices.
+* ``cascade_cost_usd_total``: dollars spent over every tier that ran, at the configured prices.
 * ``cascade_in_flight_requests``, ``cascade_queued_requests``: gauges, cascade calls running
   in worker threads and waiting for one.
+
+The per-tier counters start at 0 for every tier of the cascade (so a tier that never ran
+still shows up).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE  # noqa: F401  (re-exported)
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+#: ``mode`` labels of ``cascade_answers_total``.
+MODES = ("routed", "started")
 
 
 class ServerMetrics:
@@ -34,9 +47,11 @@ class ServerMetrics:
     Args:
         in_flight: returns the number of cascade calls running now.
         queued: returns the number of admitted requests waiting for a worker.
+        tiers: the cascade's tier names, in order (their per-tier counters start at 0).
     """
 
-    def __init__(self, in_flight: Callable[[], float], queued: Callable[[], float]) -> None:
+    def __init__(self, in_flight: Callable[[], float], queued: Callable[[], float],
+                 tiers: Sequence[str] = ()) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("cascade_requests", "HTTP requests by endpoint and status code",
@@ -44,10 +59,13 @@ class ServerMetrics:
         self.request_latency = Histogram("cascade_request_latency_seconds",
                                          "Seconds from request to response start, queueing included",
                                          ["endpoint"], buckets=_LATENCY_BUCKETS, registry=r)
-        self.answers = Counter("cascade_answers", "Answers by final tier and mode (routed|forced)",
+        self.answers = Counter("cascade_answers",
+                               "Answers by route (answering tier name or abstain) and mode (routed|started)",
                                ["route", "mode"], registry=r)
-        self.escalations = Counter("cascade_escalations", "Routed requests escalated to the LLM", registry=r)
-        self.degraded = Counter("cascade_degraded", "Escalations answered by the SLM because the LLM failed",
+        self.escalations = Counter("cascade_escalations", "Gate escalations, by the tier whose gate escalated",
+                                   ["tier"], registry=r)
+        self.abstentions = Counter("cascade_abstentions", "Answers where the abstain gate abstained", registry=r)
+        self.degraded = Counter("cascade_degraded", "Answers in which a tier failed (degraded answers)",
                                 registry=r)
         self.tier_calls = Counter("cascade_tier_calls", "Model calls per tier and outcome (ok|error)",
                                   ["tier", "outcome"], registry=r)
@@ -55,18 +73,53 @@ class ServerMetrics:
                                    ["tier", "kind"], registry=r)
         self.tier_latency = Histogram("cascade_tier_latency_seconds", "Seconds per successful tier call",
                                       ["tier"], buckets=_LATENCY_BUCKETS, registry=r)
-        self.cost = Counter("cascade_cost_usd", "Dollars spent over both tiers", registry=r)
+        self.cost = Counter("cascade_cost_usd", "Dollars spent over every tier that ran", registry=r)
         Gauge("cascade_in_flight_requests", "Cascade calls running in worker threads",
               registry=r).set_function(in_flight)
         Gauge("cascade_queued_requests", "Admitted requests waiting for a worker thread",
               registry=r).set_function(queued)
+        tiers = list(tiers)
+        for i, name in enumerate(tiers):
+            for outcome in ("ok", "error"):
+                self.tier_calls.labels(name, outcome)
+            for kind in ("prompt", "completion"):
+                self.tier_tokens.labels(name, kind)
+            if i < len(tiers) - 1:
+                self.escalations.labels(name)
 
-    def record_tier(self, tier: str, gen) -> None:
-        """Count one successful call of ``tier`` from its :class:`Generation`."""
-        self.tier_calls.labels(tier, "ok").inc()
-        self.tier_tokens.labels(tier, "prompt").inc(gen.prompt_tokens)
-        self.tier_tokens.labels(tier, "completion").inc(gen.completion_tokens)
-        self.tier_latency.labels(tier).observe(gen.latency_s)
+    def record_run(self, run) -> None:
+        """Count one successful tier call from its :class:`~cascade_router.cascade.TierRun`."""
+        gen = run.generation
+        self.tier_calls.labels(run.tier, "ok").inc()
+        self.tier_tokens.labels(run.tier, "prompt").inc(max(0, int(gen.prompt_tokens)))
+        self.tier_tokens.labels(run.tier, "completion").inc(max(0, int(gen.completion_tokens)))
+        self.tier_latency.labels(run.tier).observe(max(0.0, float(run.latency_s)))
+
+    def record_failure(self, tier: str) -> None:
+        """Count one failed call of ``tier``."""
+        self.tier_calls.labels(tier, "error").inc()
+
+    def record_result(self, res, mode: str) -> None:
+        """Count one answered request from its :class:`~cascade_router.cascade.CascadeResult`:
+        every tier that ran or failed, every escalation, the route, abstention, degradation, cost.
+
+        Args:
+            res: the result.
+            mode: ``routed`` or ``started`` (see :data:`MODES`).
+        """
+        for run in res.runs:
+            self.record_run(run)
+        for f in res.failures:
+            self.record_failure(f.tier)
+        for d in res.decisions:
+            if d.outcome == "escalate":
+                self.escalations.labels(d.after).inc()
+        if res.abstained:
+            self.abstentions.inc()
+        if res.degraded:
+            self.degraded.inc()
+        self.answers.labels(res.route, mode).inc()
+        self.cost.inc(max(0.0, float(res.cost_usd)))
 
     def render(self) -> bytes:
         """The registry in Prometheus text exposition format (UTF-8 bytes)."""

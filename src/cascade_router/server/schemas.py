@@ -1,9 +1,10 @@
 """Request bodies of the OpenAI-compatible API, and the passage convention.
 
-Only the fields the cascade uses are declared; every other OpenAI field (``temperature``,
-``top_p``, ``user``, ...) is accepted and ignored (decoding is always greedy). Declared numbers and flags
-are strict: ``"stream": "yes"`` or ``"max_tokens": "10"`` is a 400, not coerced; ``null`` means
-the default, as in OpenAI's API.
+Only the fields the cascade uses are declared (``model`` picks where the cascade starts: a tier
+name or model id starts at that tier, anything else routes from the first tier); every other
+OpenAI field (``temperature``, ``top_p``, ``user``, ...) is accepted and ignored (decoding is
+always greedy). Declared numbers and flags are strict: ``"stream": "yes"`` or
+``"max_tokens": "10"`` is a 400, not coerced; ``null`` means the default, as in OpenAI's API.
 
 Passage convention (how a question and its passage are read from a request):
 
@@ -34,7 +35,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 Task = Literal["squad", "squad-v2", "hotpotqa", "open"]
 
-#: ``model`` values that route through the cascade (any name that is not a tier also routes).
+#: The ``model`` value that routes through the whole cascade, from the first tier. A tier's
+#: name or model id (or ``slm``/``llm``, the first/last tier) starts the cascade at that tier
+#: instead; any other name routes like ``cascade`` (see :mod:`cascade_router.server.app`).
 CASCADE_MODEL = "cascade"
 
 
@@ -64,7 +67,8 @@ class StreamOptions(BaseModel):
 
 class _Common(BaseModel):
     model_config = ConfigDict(extra="allow")
-    model: str | None = None
+    model: str | None = Field(None, description="cascade (route from the first tier), or a tier's name or "
+                                                "model id (start at that tier)")
     max_tokens: StrictInt | None = Field(None, ge=1, description="answer budget per tier, tokens")
     stream: StrictBool | None = False
     stream_options: StreamOptions | None = None
