@@ -43,6 +43,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..routers.base import decide
+
 __all__ = [
     "Curve",
     "escalate",
@@ -213,6 +215,8 @@ def escalate(score, threshold: float, nan_rank: str = "first") -> np.ndarray:
         raise ValueError("threshold must not be NaN")
     if threshold == -np.inf:
         return np.ones(s.shape, dtype=bool)
+    if nan_rank == "last":
+        return decide(s, threshold)  # the routers' rule, stated once
     return _rank_key(s, nan_rank) > threshold
 
 

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..signals import DIRECTION
-from .base import Reason, Router, as_rows, column, register, value_is_nan
+from .base import Reason, Router, as_rows, column, decide, register, value_is_nan
 
 
 def _direction(signal: str, direction: int | None) -> int:
@@ -46,7 +46,7 @@ class SignalRouter(Router):
     def explain(self, signals: Mapping[str, float]) -> list[Reason]:
         v = signals.get(self.signal, float("nan"))
         op, t = (">", self.threshold) if self.direction > 0 else ("<", -self.threshold)
-        fired = not value_is_nan(v) and self.direction * v > self.threshold
+        fired = not value_is_nan(v) and decide(self.direction * v, self.threshold)
         return [Reason(self.signal, v, op, t, fired)]
 
 
