@@ -165,7 +165,7 @@ def plot_chain(chain, path: str | os.PathLike, title: str = "Chain: F1 vs cost")
     fr = sorted(chain.frontier, key=lambda s: s.test.cost_per_question_usd)
     ax.plot([s.test.cost_per_question_usd for s in fr], [s.test.f1 for s in fr], marker=".", color="tab:purple",
             label="chain frontier (calibrated)")
-    markers = {"oracle": ("black", "D"), "random (each gate 50%)": ("grey", "s"), "chain (configured)": ("tab:green", "^")}
+    markers = {"oracle": ("black", "D"), "random (each gate 50%)": ("grey", "s"), "chain (configured)": ("tab:brown", "^")}
     tier_colors = matplotlib.colormaps["tab10"].colors
     j = 0
     for name, p in chain.points.items():
