@@ -7,9 +7,10 @@ prompt cache) are answered with the model's own prompt, and llama.cpp's timings 
 * prompt tokens/s: prompt tokens actually evaluated (prompt - cached) / ``prompt_ms``;
 * generated tokens/s: completion tokens / ``predicted_ms``.
 
-Then the same questions go through ``Cascade.answer`` (both tiers, router ``seed-v1`` by default),
-and the cascade's overhead per question is its wall time minus the time spent inside the models
-(the sum of the generations' ``latency_s``): prompt building, the context-window check
+Then the same questions go through ``Cascade.answer`` (a two-tier cascade ``slm`` -> ``llm`` of
+the same two backends, gated by router ``seed-v1`` by default), and the cascade's overhead per
+question is its wall time minus the time spent inside the models (the sum of ``latency_s`` over
+the tiers that ran, ``CascadeResult.runs``): prompt building, the context-window check
 (tokenising the prompt through llama.cpp's HTTP endpoint, skipped when the prompt's UTF-8 byte
 count already fits), signals, routing, answer clean-up.
 
@@ -30,8 +31,10 @@ from importlib import resources
 import numpy as np
 
 from cascade_router.cascade import Cascade, ask_model
+from cascade_router.config import DEFAULT_PRICES
 from cascade_router.models.registry import DEFAULT_LLM, DEFAULT_SLM, load_model
 from cascade_router.routers import get_router
+from cascade_router.tiers import Tier, TierPrice
 
 
 def squad_items(n: int) -> list[tuple[str, str]]:
@@ -116,7 +119,9 @@ def main() -> None:
         print(f"{b.model_id:15} {r['prompt_tps']:13.1f} {r['gen_tps']:17.1f}   "
               f"({r['evaluated']} / {r['prompt_tokens']}, {r['completion']})")
 
-    cascade = Cascade(slm, llm, get_router(args.router), max_tokens=args.max_tokens)
+    tiers = [Tier(name, b, DEFAULT_PRICES.get(spec, TierPrice()))
+             for name, b, spec in (("slm", slm, DEFAULT_SLM), ("llm", llm, DEFAULT_LLM))]
+    cascade = Cascade(tiers, [get_router(args.router)], max_tokens=args.max_tokens)
     timers = [_Timed(slm), _Timed(llm)]
     slm.prompt_tokens, llm.prompt_tokens = timers
     overhead, check, escalated = [], [], 0
@@ -126,7 +131,7 @@ def main() -> None:
         w0 = time.perf_counter()
         res = cascade.answer(question, passage)
         wall = time.perf_counter() - w0
-        inside = res.slm.latency_s + (res.llm.latency_s if res.llm is not None else 0.0)
+        inside = sum(r.latency_s for r in res.runs)
         overhead.append((wall - inside) * 1000)
         check.append(sum(t.seconds for t in timers) * 1000)
         escalated += res.escalated

@@ -45,7 +45,7 @@ from click.testing import CliRunner
 from cascade_router.cli import main
 from cascade_router.datasets import QAExample, load_dataset
 from cascade_router.tiers import TierPrice
-from cascade_router.evaluation.analysis import analyse, load_run, point_metrics
+from cascade_router.evaluation.analysis import Split, analyse, load_run, point_metrics
 from cascade_router.evaluation.curves import oracle_curve, summarize, sweep
 from cascade_router.evaluation.report import write_report
 from cascade_router.evaluation.store import RunStore
@@ -131,7 +131,7 @@ def v1(tmp_path):
     store.put("q9", "llm", None, None, error="llm exploded")
     # a row for a question outside the sample is ignored
     store.put("zz", "slm", "x", _gen("x", -0.1))
-    run = load_run(examples, store, SLM_PRICE, LLM_PRICE)
+    run = load_run(examples, store, {"slm": SLM_PRICE, "llm": LLM_PRICE})
     yield examples, store, run
     store.close()
 
@@ -142,15 +142,20 @@ def test_load_run_joins_and_scores(v1):
     assert run.n == 8
     assert run.errors == {"slm": [], "llm": ["q9"]}
     assert run.missing == 1  # q10
-    a = run.arrays
-    assert a["slm_em"].tolist() == [1, 0, 0, 1, 1, 0, 0, 1]
-    assert a["llm_em"].tolist() == [1, 1, 1, 0, 0, 0, 1, 1]
-    assert a["slm_f1"] == pytest.approx([1, 2 / 3, 0, 1, 1, 0.8, 0.5, 1])
-    assert a["llm_f1"] == pytest.approx([1, 1, 1, 0.5, 0, 6 / 7, 1, 1])
-    assert a["slm_cost"] == pytest.approx([0.00402] + [0.00202] * 7)
-    assert a["llm_cost"] == pytest.approx([0.0202] * 6 + [0.0302, 0.0202])
-    assert run.records[2].signals["mean_logprob"] == pytest.approx(-0.7)
-    assert run.records[1].slm_answer == "Voss" and run.records[1].llm_answer == "Clara Voss"
+    assert run.names == ["slm", "llm"] and (run.first, run.last) == ("slm", "llm")
+    s, l_ = run.arrays["slm"], run.arrays["llm"]
+    assert s.em.tolist() == [1, 0, 0, 1, 1, 0, 0, 1]
+    assert l_.em.tolist() == [1, 1, 1, 0, 0, 0, 1, 1]
+    assert s.f1 == pytest.approx([1, 2 / 3, 0, 1, 1, 0.8, 0.5, 1])
+    assert l_.f1 == pytest.approx([1, 1, 1, 0.5, 0, 6 / 7, 1, 1])
+    assert s.cost == pytest.approx([0.00402] + [0.00202] * 7)
+    assert l_.cost == pytest.approx([0.0202] * 6 + [0.0302, 0.0202])
+    assert s.latency == pytest.approx([0.1 * i for i in range(1, 9)])
+    assert l_.latency == pytest.approx([1.0] * 8)
+    assert run.records[2].tiers["slm"].signals["mean_logprob"] == pytest.approx(-0.7)
+    assert run.signals("slm")[2] is run.records[2].tiers["slm"].signals
+    assert run.records[1].tiers["slm"].answer == "Voss" and run.records[1].tiers["llm"].answer == "Clara Voss"
+    assert (run.records[1].tiers["slm"].em, run.records[1].tiers["slm"].f1) == pytest.approx((0.0, 2 / 3))
 
 
 EXPECTED_POINTS = {
@@ -168,17 +173,18 @@ EXPECTED_POINTS = {
 def test_fixed_points_by_hand(v1, name):
     _, _, run = v1
     res = analyse(run, seed=0)
-    p = res["points"][name]
+    p = res.points[name]
     em, f1, rate, total, p50 = EXPECTED_POINTS[name]
-    assert p["exact"] == pytest.approx(em)
-    assert p["f1"] == pytest.approx(f1)
-    assert p["llm_call_rate"] == pytest.approx(rate)
-    assert p["llm_calls"] == round(rate * 8)
+    assert p.exact == pytest.approx(em)
+    assert p.f1 == pytest.approx(f1)
+    assert p.llm_call_rate == pytest.approx(rate)
+    assert p.llm_calls == round(rate * 8)
     # escalated questions pay BOTH tiers: SLM column (0.01816) + the escalated LLM costs
-    assert p["cost_total_usd"] == pytest.approx(total)
-    assert p["cost_per_question_usd"] == pytest.approx(total / 8)
-    assert p["latency_p50_s"] == pytest.approx(p50)
-    assert "HasAns_f1" not in p  # v1.1 has no HasAns/NoAns split
+    assert p.cost_total_usd == pytest.approx(total)
+    assert p.cost_per_question_usd == pytest.approx(total / 8)
+    assert p.latency_p50_s == pytest.approx(p50)
+    assert p.HasAns_f1 is None and "HasAns_f1" not in p.to_dict()  # v1.1 has no HasAns/NoAns split
+    assert p.answered_by is None and "answered_by" not in p.to_dict()  # pair points: no detail
 
 
 def test_point_metrics_custom_mask_costs_and_latency(v1):
@@ -186,25 +192,25 @@ def test_point_metrics_custom_mask_costs_and_latency(v1):
     mask = np.zeros(8, bool)
     mask[6] = True  # escalate q7 only: its LLM prompt is the 2000-token one
     p = point_metrics(run, mask)
-    assert p["cost_total_usd"] == pytest.approx(0.01816 + 0.0302)
-    assert p["llm_calls"] == 1
+    assert p.cost_total_usd == pytest.approx(0.01816 + 0.0302)
+    assert p.llm_calls == 1
     # latencies 0.1..0.8 with q7 -> 1.7: sorted 0.1 .. 0.6, 0.8, 1.7 -> p50 (0.4+0.5)/2,
     # p95 at index 6.65 -> 0.8 + 0.65 * 0.9
-    assert p["latency_p50_s"] == pytest.approx(0.45)
-    assert p["latency_p95_s"] == pytest.approx(0.8 + 0.65 * 0.9)
+    assert p.latency_p50_s == pytest.approx(0.45)
+    assert p.latency_p95_s == pytest.approx(0.8 + 0.65 * 0.9)
     # q7: SLM F1 1/2 -> LLM F1 1, EM 0 -> 1
-    assert p["f1"] == pytest.approx(100 * (4.5 + 2 / 3 + 0.8 + 0.5) / 8)
-    assert p["exact"] == pytest.approx(62.5)
+    assert p.f1 == pytest.approx(100 * (4.5 + 2 / 3 + 0.8 + 0.5) / 8)
+    assert p.exact == pytest.approx(62.5)
 
 
 def test_error_question_is_left_out_not_scored_wrong(v1):
     examples, store, run = v1
     # Had q9 (LLM failed) been scored as a wrong LLM answer, always-llm EM would be 5/9.
-    assert analyse(run)["points"]["always-llm"]["exact"] == pytest.approx(62.5)
+    assert analyse(run).points["always-llm"].exact == pytest.approx(62.5)
     # and an SLM-side error is equally left out
     store.put("q10", "slm", "Oslo", _gen("Oslo", -0.1))
     store.put("q10", "llm", None, None, error="timeout")
-    run2 = load_run(examples, store, SLM_PRICE, LLM_PRICE)
+    run2 = load_run(examples, store, {"slm": SLM_PRICE, "llm": LLM_PRICE})
     assert run2.n == 8 and run2.missing == 0
     assert run2.errors == {"slm": [], "llm": ["q9", "q10"]}
 
@@ -222,20 +228,23 @@ def test_split_and_curves_on_test_split(v1):
     """
     _, _, run = v1
     res = analyse(run, seed=0)
-    assert res["split"] == {"calibration": 4, "test": 4, "calib_fraction": 0.5, "seed": 0}
-    assert res["test_baselines"] == pytest.approx({"slm_f1": 62.5, "llm_f1": 87.5})
-    c = res["curves"]["signal:mean_logprob"]
-    assert c["apgr"] == pytest.approx(1.0)
-    assert c["auc"] == pytest.approx(0.875)
-    assert (c["cpt50"], c["cpt80"], c["cpt95"]) == pytest.approx((0.25, 0.5, 0.5))
-    assert c["target30"] == pytest.approx({"threshold": 0.5, "llm_call_rate": 0.5, "f1": 100.0})
-    assert c["target50"] == pytest.approx({"threshold": 0.1, "llm_call_rate": 1.0, "f1": 87.5})
+    assert res.split == Split(calibration=4, test=4, calib_fraction=0.5, seed=0)
+    assert res.test_baselines == pytest.approx({"slm_f1": 62.5, "llm_f1": 87.5})
+    c = res.curves["signal:mean_logprob"]
+    assert c.apgr == pytest.approx(1.0)
+    assert c.auc == pytest.approx(0.875)
+    assert (c.cpt50, c.cpt80, c.cpt95) == pytest.approx((0.25, 0.5, 0.5))
+    assert vars(c.target30) == pytest.approx({"threshold": 0.5, "llm_call_rate": 0.5, "f1": 100.0})
+    assert vars(c.target50) == pytest.approx({"threshold": 0.1, "llm_call_rate": 1.0, "f1": 87.5})
+    # a two-tier run has no chain; SQuAD v1.1 no abstention
+    assert res.chain is None and res.abstain is None
     # oracle on the test split: gains +1 (q3), +1/2 (q7), 0 (q8), -1/2 (q4):
     # quality .625 .875 1 1 .875 -> PGR 0 1 1.5 1.5 1 -> APGR 1.125
-    assert res["curves"]["oracle"]["apgr"] == pytest.approx(1.125)
-    assert res["curves"]["random"]["apgr"] == pytest.approx(0.5)
+    assert res.curves["oracle"].apgr == pytest.approx(1.125)
+    assert res.curves["random"].apgr == pytest.approx(0.5)
+    assert res.curves["oracle"].target30 is None and "target30" not in res.curves["oracle"].to_dict()
     # every single signal, the swept presets and the logistic fit are reported
-    names = set(res["curves"])
+    names = set(res.curves)
     assert {"signal:length_words", "signal:mean_entropy", "seed-v1 (swept)", "logistic", "random", "oracle"} <= names
 
 
@@ -245,14 +254,14 @@ def test_curves_agree_with_curves_module(v1):
     test_ids = ["q3", "q4", "q7", "q8"]
     test = run.subset(set(test_ids))
     assert [r.ex.id for r in test.records] == test_ids
-    slm, llm = test.arrays["slm_f1"], test.arrays["llm_f1"]
-    score = SignalRouter("mean_logprob").decision_function([r.signals for r in test.records])
+    slm, llm = test.arrays["slm"].f1, test.arrays["llm"].f1
+    score = SignalRouter("mean_logprob").decision_function(test.signals("slm"))
     want = summarize(sweep(score, slm, llm, nan_rank="last"), slm.mean(), llm.mean())
-    got = {k: res["curves"]["signal:mean_logprob"][k] for k in want}
+    got = {k: getattr(res.curves["signal:mean_logprob"], k) for k in want}
     assert got == pytest.approx(want)
-    assert {k: res["curves"]["oracle"][k] for k in want} == pytest.approx(
+    assert {k: getattr(res.curves["oracle"], k) for k in want} == pytest.approx(
         summarize(oracle_curve(slm, llm), slm.mean(), llm.mean()))
-    curve, cost = next((c, k) for c, k in res["curve_objects"] if c.name == "signal:mean_logprob")
+    curve, cost = next((c, k) for c, k in res.curve_objects if c.name == "signal:mean_logprob")
     # costs along the curve: SLM mean on q3 q4 q7 q8 = 0.00202, then + LLM q7 (0.0302), q3, q8, q4
     assert cost == pytest.approx([0.00202, 0.00202 + 0.0302 / 4, 0.00202 + 0.0504 / 4,
                                   0.00202 + 0.0706 / 4, 0.00202 + 0.0908 / 4])
@@ -272,15 +281,15 @@ def test_target_rate_on_test_split_matches_the_router(tmp_path):
     for qid, _p, _g, s_ans, lp, l_ans in rows:
         store.put(qid, "slm", s_ans, _gen(s_ans, lp))
         store.put(qid, "llm", l_ans, _gen(l_ans, -0.1))
-    run = load_run(_examples(rows, "squad-v1.1"), store, TierPrice(), TierPrice())
+    run = load_run(_examples(rows, "squad-v1.1"), store, {"slm": TierPrice(), "llm": TierPrice()})
     store.close()
-    assert math.isnan(run.records[2].signals["mean_logprob"])
-    c = analyse(run, seed=0)["curves"]["signal:mean_logprob"]
-    test_rows = [r.signals for r in run.records if r.ex.id in ("q3", "q4", "q7", "q8")]
+    assert math.isnan(run.records[2].tiers["slm"].signals["mean_logprob"])
+    c = analyse(run, seed=0).curves["signal:mean_logprob"]
+    test_rows = [r.tiers["slm"].signals for r in run.records if r.ex.id in ("q3", "q4", "q7", "q8")]
     for key, t in (("target30", 0.3), ("target50", 0.2)):
-        assert c[key]["threshold"] == pytest.approx(t)
+        assert getattr(c, key).threshold == pytest.approx(t)
         assert SignalRouter("mean_logprob", threshold=t).predict(test_rows).mean() == 0.75
-        assert c[key] == pytest.approx({"threshold": t, "llm_call_rate": 0.75, "f1": 75.0}), key
+        assert vars(getattr(c, key)) == pytest.approx({"threshold": t, "llm_call_rate": 0.75, "f1": 75.0}), key
 
 
 # --- SQuAD v2.0 ------------------------------------------------------------------------------------
@@ -304,28 +313,28 @@ def v2(tmp_path):
     for qid, _pid, _gold, s_ans, s_lp, l_ans in V2:
         store.put(qid, "slm", s_ans, _gen(s_ans, s_lp, latency=0.2))  # u2: no token -> nan signals
         store.put(qid, "llm", l_ans, _gen(l_ans, -0.2, latency=1.0))
-    run = load_run(examples, store, TierPrice(), TierPrice())
+    run = load_run(examples, store, {"slm": TierPrice(), "llm": TierPrice()})
     yield examples, store, run
     store.close()
 
 
 def test_squad_v2_hasans_noans(v2):
     _, _, run = v2
-    assert math.isnan(run.records[2].signals["mean_logprob"])
-    pts = analyse(run)["points"]
+    assert math.isnan(run.records[2].tiers["slm"].signals["mean_logprob"])
+    pts = analyse(run).points
     s, l_, o = pts["always-slm"], pts["always-llm"], pts["oracle"]
-    assert (s["exact"], s["f1"]) == pytest.approx((50.0, 100 * (2 + 2 / 3) / 4))
-    assert (s["HasAns_exact"], s["HasAns_f1"], s["HasAns_total"]) == pytest.approx((50.0, 100 * (5 / 3) / 2, 2))
-    assert (s["NoAns_exact"], s["NoAns_f1"], s["NoAns_total"]) == pytest.approx((50.0, 50.0, 2))
-    assert (l_["exact"], l_["f1"]) == pytest.approx((50.0, 50.0))
-    assert (l_["HasAns_exact"], l_["HasAns_f1"]) == pytest.approx((50.0, 50.0))
-    assert (l_["NoAns_exact"], l_["NoAns_f1"]) == pytest.approx((50.0, 50.0))
+    assert (s.exact, s.f1) == pytest.approx((50.0, 100 * (2 + 2 / 3) / 4))
+    assert (s.HasAns_exact, s.HasAns_f1, s.HasAns_total) == pytest.approx((50.0, 100 * (5 / 3) / 2, 2))
+    assert (s.NoAns_exact, s.NoAns_f1, s.NoAns_total) == pytest.approx((50.0, 50.0, 2))
+    assert (l_.exact, l_.f1) == pytest.approx((50.0, 50.0))
+    assert (l_.HasAns_exact, l_.HasAns_f1) == pytest.approx((50.0, 50.0))
+    assert (l_.NoAns_exact, l_.NoAns_f1) == pytest.approx((50.0, 50.0))
     # oracle escalates u1 and a2: everything right
-    assert o["llm_call_rate"] == 0.5
-    assert (o["exact"], o["HasAns_f1"], o["NoAns_f1"]) == pytest.approx((100.0, 100.0, 100.0))
+    assert o.llm_call_rate == 0.5
+    assert (o.exact, o.HasAns_f1, o.NoAns_f1) == pytest.approx((100.0, 100.0, 100.0))
     # free tiers cost nothing; a nan signal never escalates a preset
-    assert s["cost_total_usd"] == 0.0
-    assert pts["seed-v1"]["llm_call_rate"] == 0.0
+    assert s.cost_total_usd == 0.0
+    assert pts["seed-v1"].llm_call_rate == 0.0
 
 
 # --- report files ------------------------------------------------------------------------------------
@@ -392,8 +401,8 @@ def test_write_report_files(v1, tmp_path):
     assert preds == {qid: s for qid, _p, _g, s, _lp, _l in V1}
     for name, point in (("slm", "always-slm"), ("llm", "always-llm"), ("seed-v1", "seed-v1"), ("seed-v3", "seed-v3")):
         got = _score("squad-v1.1", data, rd / "predictions" / f"{name}.json")
-        assert got["exact_match"] == pytest.approx(res["points"][point]["exact"]), name
-        assert got["f1"] == pytest.approx(res["points"][point]["f1"]), name
+        assert got["exact_match"] == pytest.approx(res.points[point].exact), name
+        assert got["f1"] == pytest.approx(res.points[point].f1), name
 
 
 def test_write_report_v2_predictions_score_like_points(v2, tmp_path):
@@ -412,6 +421,6 @@ def test_write_report_v2_predictions_score_like_points(v2, tmp_path):
     data = tmp_path / "dev2.json"
     write_squad_file(data, examples, "v2.0")
     got = _score("squad-v2.0", data, rd / "predictions" / "slm.json")
-    p = res["points"]["always-slm"]
+    p = res.points["always-slm"]
     for k in ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1"):
-        assert got[k] == pytest.approx(p[k]), k
+        assert got[k] == pytest.approx(getattr(p, k)), k

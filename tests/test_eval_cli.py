@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from cascade_router.cli import main
 from cascade_router.datasets import load_dataset
-from cascade_router.evaluation.analysis import load_run, signal_rows
+from cascade_router.evaluation.analysis import load_run
 from cascade_router.tiers import TierPrice
 from cascade_router.evaluation.store import DB_NAME, RunStore
 from cascade_router.models.base import Generation, TokenTop
@@ -96,9 +96,9 @@ def test_calibrate_logistic_writes_a_loadable_router(tmp_path):
     assert isinstance(router, LogisticRouter)
     assert router.threshold == pytest.approx(info["threshold"])
     store = RunStore(rd)
-    run = load_run(examples, store, TierPrice(), TierPrice())
+    run = load_run(examples, store, {"slm": TierPrice(), "llm": TierPrice()})
     store.close()
-    esc = router.predict(signal_rows(run))
+    esc = router.predict(run.signals("slm"))
     # the loaded router reproduces the reported decisions: the 3 least confident questions
     assert [r.ex.id for r, e in zip(run.records, esc) if e] == ["q10", "q11", "q12"]
 
@@ -113,6 +113,57 @@ def test_calibrate_preset_for_target_gap(tmp_path):
     assert info["llm_call_rate"] == pytest.approx(0.5) and info["f1"] == pytest.approx(100.0)
     r = get_router(str(out))
     assert r.kind == "threshold" and r.threshold == pytest.approx(info["threshold"])
+
+
+def _three_tier_run(tmp_path, n=12):
+    """The same data file with a three-tier run ``small -> medium -> large`` stored over it: small
+    always wrong (mean logprob -i/20); medium right for i <= n/2 (mean logprob -i/10); large
+    always right."""
+    rd, examples = _constructed_run(tmp_path, n=n)
+    old = RunStore(rd)
+    ident = {k: v for k, v in old.meta().items() if k not in ("slm", "llm")}
+    old.close()
+    ident["tiers"] = [{"name": t, "model": "smollm2-135m", "family": None, "n_ctx": None, "top_k": None}
+                      for t in ("small", "medium", "large")]
+    rd3 = tmp_path / "run3"
+    store = RunStore(rd3)
+    store.bind(ident)
+    for i, ex in enumerate(examples, start=1):
+        m = f"answer{i}" if i <= n // 2 else "wrong"
+        store.put(ex.id, "small", "wrong", _gen("wrong", -i / 20))
+        store.put(ex.id, "medium", m, _gen(m, -i / 10))
+        store.put(ex.id, "large", f"answer{i}", _gen(f"answer{i}", -0.2))
+    store.close()
+    return rd3
+
+
+def test_calibrate_after_a_middle_tier(tmp_path):
+    rd = _three_tier_run(tmp_path)
+    out = tmp_path / "medium.json"
+    res = _cli("calibrate", rd, "--after", "medium", "--router", "seed-v1", "--target-gap", "1.0", "--out", out)
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.stdout)
+    assert (info["after"], info["next"]) == ("medium", "large")
+    assert (info["medium_f1"], info["large_f1"]) == pytest.approx((50.0, 100.0))
+    # the 6 wrong medium answers (mlp -0.7 .. -1.2) go on to large, no more
+    assert info["llm_call_rate"] == pytest.approx(0.5) and info["f1"] == pytest.approx(100.0)
+    # the default gate is the one after the first tier; escalating every question gives medium's F1
+    first = _cli("calibrate", rd, "--router", "signal:mean_logprob:-0.5", "--target-rate", "1", "--out", out)
+    assert first.exit_code == 0, first.output
+    info = json.loads(first.stdout)
+    assert (info["after"], info["next"]) == ("small", "medium")
+    assert (info["small_f1"], info["medium_f1"], info["f1"]) == pytest.approx((0.0, 50.0, 50.0))
+    for bad in ("large", "nope"):
+        err = _one_line_error(_cli("calibrate", rd, "--after", bad, "--target-rate", "0.3", "--out", tmp_path / "x.json"))
+        assert f"--after {bad}" in err and "small, medium, large" in err
+    assert not (tmp_path / "x.json").exists()
+    # report rebuilds a three-tier run from its identity's tiers list (no gates recorded: no chain)
+    rep = _cli("report", rd)
+    assert rep.exit_code == 0, rep.output
+    s = json.loads((rd / "summary.json").read_text())
+    assert s["tiers"] == ["small", "medium", "large"] and s["scored_questions"] == 12
+    assert s["points"]["always-large"]["f1"] == pytest.approx(100.0) and "chain" not in s
+    assert "tiers: small (smollm2-135m) -> medium (smollm2-135m) -> large (smollm2-135m)" in (rd / "report.md").read_text()
 
 
 def test_calibrate_bad_input(tmp_path):
@@ -242,7 +293,7 @@ def test_eval_real_run_resume_report_and_refusal(tmp_path):
     args = ["eval", "--dataset", "squad-v1.1", "--limit", "3", "--threads", "2", "--out", rd, "--no-progress"]
     first = _cli(*args)
     assert first.exit_code == 0, first.output
-    assert "generated 6, resumed past 0, errors 0" in first.stderr
+    assert "generated 6 (0 copied from a tier sharing the model), resumed past 0, errors 0" in first.stderr
     s1 = json.loads((rd / "summary.json").read_text())
     assert s1["scored_questions"] == 3 and s1["not_yet_generated"] == 0
     assert s1["identity"]["dataset"] == "squad-v1.1" and s1["identity"]["questions"] == 3
@@ -256,7 +307,7 @@ def test_eval_real_run_resume_report_and_refusal(tmp_path):
     # rerun on the same directory: everything is resumed, nothing generated
     again = _cli(*args)
     assert again.exit_code == 0, again.output
-    assert "generated 0, resumed past 6, errors 0" in again.stderr
+    assert "generated 0 (0 copied from a tier sharing the model), resumed past 6, errors 0" in again.stderr
     assert _rows(rd) == rows1  # same rows, same answers, same timestamps
     s2 = json.loads((rd / "summary.json").read_text())
     assert s2["last_run"]["generated"] == 0 and s2["last_run"]["resumed"] == 6

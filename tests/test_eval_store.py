@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import numpy as np
@@ -102,14 +103,104 @@ def test_put_rows_roundtrip_and_no_duplicates(tmp_path):
     store.close()
 
 
-def test_put_refuses_an_unknown_tier(tmp_path):
+def test_any_tier_name_is_stored_and_read_back(tmp_path):
+    """Tiers are data: a three-tier run stores a row per tier under any name."""
     store = RunStore(tmp_path / "r")
+    assert store.put("q2", "slm", "a", _gen("a")) is True
+    assert store.put("q2", "medium", "x", _gen("x")) is True
+    assert store.put("q2", "llm", None, None, error="boom") is True
+    assert store.put("q2", "medium", "other", _gen("other")) is False  # still one row per (qid, tier)
+    assert store.count() == 3
+    assert store.done() == {("q2", "slm"), ("q2", "medium")}
+    store.close()
+    again = RunStore(tmp_path / "r")
+    rows = list(again.rows())
+    assert [(r.qid, r.tier, r.answer, r.error) for r in rows] == [
+        ("q2", "slm", "a", None), ("q2", "medium", "x", None), ("q2", "llm", None, "boom")]
+    assert rows[1].generation == _gen("x")
+    again.close()
+
+
+_OLD_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE generations (
+    qid TEXT NOT NULL,
+    tier TEXT NOT NULL CHECK (tier IN ('slm', 'llm')),
+    answer TEXT,
+    generation TEXT,
+    error TEXT,
+    created REAL NOT NULL,
+    PRIMARY KEY (qid, tier)
+);
+"""
+
+
+def _old_database(rd, journal="wal"):
+    """A run database made before tiers became data (the tier CHECK), with rows inserted out of
+    key order so that rowid order is observable. ``journal``: ``wal`` as the old RunStore made
+    them, ``delete`` as any other sqlite3 client makes them."""
+    rd.mkdir(parents=True)
+    db = sqlite3.connect(rd / DB_NAME)
+    db.execute(f"PRAGMA journal_mode={journal}")
+    db.executescript(_OLD_SCHEMA)
+    rows = [("q2", "llm", "b2", json.dumps(_gen("b2").to_dict()), None, 1.0),
+            ("q1", "slm", "a1", json.dumps(_gen("a1").to_dict()), None, 2.0),
+            ("q2", "slm", None, None, "boom", 3.0),
+            ("q1", "llm", "b1", json.dumps(_gen("b1").to_dict()), None, 4.0)]
+    with db:
+        db.execute("INSERT INTO meta VALUES ('dataset', ?)", (json.dumps("squad-v1.1"),))
+        db.executemany("INSERT INTO generations VALUES (?, ?, ?, ?, ?, ?)", rows)
+        with pytest.raises(sqlite3.IntegrityError):  # the old schema does refuse other tiers
+            db.execute("INSERT INTO generations VALUES ('q3', 'medium', 'x', NULL, NULL, 5.0)")
+    db.close()
+    return rows
+
+
+def _dump(rd):
+    db = sqlite3.connect(rd / DB_NAME)
     try:
-        with pytest.raises((sqlite3.IntegrityError, ValueError)):
-            store.put("q2", "mid", "x", _gen())
+        return (db.execute("SELECT qid, tier, answer, generation, error, created FROM generations ORDER BY rowid").fetchall(),
+                db.execute("SELECT sql FROM sqlite_master WHERE name = 'generations'").fetchone()[0])
     finally:
-        assert store.count() == 0
+        db.close()
+
+
+@pytest.mark.parametrize("journal", ["wal", "delete"])
+def test_reader_leaves_an_old_database_byte_identical(tmp_path, journal):
+    rd = tmp_path / "old"
+    rows = _old_database(rd, journal)
+    before = (rd / DB_NAME).read_bytes()
+    store = RunStore(rd)  # a reader (report, calibrate): never migrates
+    assert store.meta() == {"dataset": "squad-v1.1"}
+    assert [(r.qid, r.tier, r.answer, r.error) for r in store.rows()] == [(q, t, a, e) for q, t, a, _g, e, _c in rows]
+    assert store.done() == {("q2", "llm"), ("q1", "slm"), ("q1", "llm")}
+    store.close()
+    assert (rd / DB_NAME).read_bytes() == before
+    assert "CHECK" in _dump(rd)[1]
+
+
+@pytest.mark.parametrize("journal", ["wal", "delete"])
+def test_writer_migrates_an_old_database_keeping_every_row(tmp_path, journal):
+    rd = tmp_path / "old"
+    rows = _old_database(rd, journal)
+    store = RunStore(rd, lock=True)
+    try:
+        got, sql = _dump(rd)
+        assert "CHECK" not in sql
+        assert got == rows  # every column of every row, in the old rowid order
+        assert [(r.qid, r.tier) for r in store.rows()] == [(q, t) for q, t, *_ in rows]
+        assert store.meta() == {"dataset": "squad-v1.1"}
+        assert store.put("q1", "medium", "m1", _gen("m1")) is True
+        assert store.put("q2", "slm", "a2", _gen("a2")) is True  # the old error row is retried in place
+        assert store.count() == 5
+        assert [(r.qid, r.tier, r.answer) for r in store.rows()] == [
+            ("q2", "llm", "b2"), ("q1", "slm", "a1"), ("q2", "slm", "a2"), ("q1", "llm", "b1"), ("q1", "medium", "m1")]
+    finally:
         store.close()
+    # a second writer finds nothing left to migrate and keeps the rows
+    again = RunStore(rd, lock=True)
+    assert again.count() == 5
+    again.close()
 
 
 def test_each_row_is_committed_at_once(tmp_path):
@@ -214,13 +305,13 @@ def test_model_error_recorded_run_continues_and_not_scored(tmp_path):
     assert "connection refused" in err[0].error
     assert store.count() == 12
 
-    run = load_run(ex, store, TierPrice(), TierPrice())
+    run = load_run(ex, store, {"slm": TierPrice(), "llm": TierPrice()})
     assert run.errors == {"slm": [], "llm": ["q2"]}
     assert [r.ex.id for r in run.records] == ["q1", "q3", "q4", "q5", "q6"]
     assert run.missing == 0
     # the LLM answered every scored question right; q2 counted as wrong would give 5/6
-    assert point_metrics(run, np.ones(run.n, bool))["exact"] == 100.0
-    assert point_metrics(run, np.zeros(run.n, bool))["exact"] == 0.0
+    assert point_metrics(run, np.ones(run.n, bool)).exact == 100.0
+    assert point_metrics(run, np.zeros(run.n, bool)).exact == 0.0
 
     # a rerun retries only the failed (question, tier), and then q2 is scored
     slm2, llm2 = FakeBackend("slm", ex, wrong=True), FakeBackend("llm", ex)
@@ -228,7 +319,7 @@ def test_model_error_recorded_run_continues_and_not_scored(tmp_path):
     assert (stats2.generated, stats2.skipped, stats2.errors) == (1, 11, 0)
     assert slm2.calls == [] and llm2.calls == ["q2"]
     assert store.count() == 12
-    run2 = load_run(ex, store, TierPrice(), TierPrice())
+    run2 = load_run(ex, store, {"slm": TierPrice(), "llm": TierPrice()})
     assert run2.errors == {"slm": [], "llm": []} and run2.n == 6
     store.close()
 
@@ -244,9 +335,32 @@ def test_empty_question_is_recorded_as_error(tmp_path):
     store.close()
 
 
-def test_unknown_tier_is_refused(tmp_path):
+def test_any_tier_names_run_in_order(tmp_path):
+    """run_generations takes any tier names, in cascade order, and load_run scores them."""
+    ex = _examples(2)
     store = RunStore(tmp_path / "r")
-    with pytest.raises(ValueError, match="tiers must be among"):
-        run_generations(_examples(2), {"mid": FakeBackend("m", [])}, store, "squad", progress=False)
-    assert store.count() == 0
+    tiers = {"small": FakeBackend("s", ex, wrong=True), "mid": FakeBackend("m", ex), "big": FakeBackend("b", ex)}
+    stats = run_generations(ex, tiers, store, "squad", progress=False)
+    assert (stats.generated, stats.errors) == (6, 0)
+    assert [(r.qid, r.tier) for r in store.rows()] == [(q, t) for q in ("q1", "q2") for t in ("small", "mid", "big")]
+    run = load_run(ex, store, dict.fromkeys(tiers, TierPrice()))
+    assert run.names == ["small", "mid", "big"] and run.first == "small" and run.last == "big"
+    assert run.arrays["small"].em.tolist() == [0.0, 0.0]
+    assert run.arrays["mid"].em.tolist() == run.arrays["big"].em.tolist() == [1.0, 1.0]
+    assert run.errors == {"small": [], "mid": [], "big": []}
+    store.close()
+
+
+def test_tiers_sharing_a_backend_ask_it_once(tmp_path):
+    """Two tiers on one backend object (same model and options): one call per question, the
+    generation stored for both, latency counted once."""
+    ex = _examples(2)
+    store = RunStore(tmp_path / "r")
+    shared, big = FakeBackend("s", ex), FakeBackend("b", ex)
+    stats = run_generations(ex, {"small": shared, "again": shared, "big": big}, store, "squad", progress=False)
+    assert shared.calls == ["q1", "q2"] and big.calls == ["q1", "q2"]
+    assert (stats.generated, stats.reused, stats.errors) == (6, 2, 0)
+    assert stats.model_s == pytest.approx(0.04)
+    rows = {(r.qid, r.tier): r for r in store.rows()}
+    assert rows[("q1", "again")].generation == rows[("q1", "small")].generation
     store.close()

@@ -101,7 +101,10 @@ def _print_summary(run, res, paths) -> None:
 @click.option("--threads", type=int, default=None, help="llama.cpp threads per model (default: all cores).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Run directory (default runs/DATASET-SLM-LLM-nLIMIT-sSEED). Rerun to resume.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, threads, out_dir, no_progress):
+@click.option("--reuse", "reuse_dir", type=click.Path(file_okay=False), default=None,
+              help="Another run directory made with the same dataset, tiers and prompts (another sample): its stored "
+                   "generations for questions of this sample are copied instead of generated again.")
+def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, threads, out_dir, no_progress, reuse_dir):
     """Run both tiers on a dataset sample, store every generation, and score every router offline."""
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     if dataset not in DATASETS:
@@ -135,6 +138,8 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
     except RunMismatchError as e:
         store.close()
         fail(str(e))
+    if reuse_dir:
+        _reuse(store, reuse_dir, identity, examples, [t.name for t in cfg.tiers])
     chain = ", ".join(f"{t.name} {t.model}" for t in cfg.tiers)
     click.echo(f"{dataset}: {len(examples)} questions -> {run_dir} (tiers: {chain})", err=True)
     from ..config import build_cascade
@@ -159,6 +164,32 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
     run, res, paths = _analyse_and_write(run_dir, identity_out, cfg, examples, seed, extra, extra_routers, gate_specs)
     _print_summary(run, res, paths)
     _fail_if_nothing_scored(run, run_dir)
+
+
+def _reuse(store, reuse_dir: str, identity: dict, examples, tiers: list[str]) -> None:
+    """Copy the generations of ``reuse_dir`` for this sample's questions into ``store`` (exit 2
+    when that run cannot be used or was made with other settings; the store is closed first)."""
+    from ..evaluation.runs import RunError, reusable
+    from ..evaluation.store import RunStore
+
+    try:
+        other_ident, _ = open_run_quiet(reuse_dir)
+        reusable(identity, other_ident, where=f"--reuse {reuse_dir}")
+    except RunError as e:
+        store.close()
+        fail(str(e))
+    other = RunStore(reuse_dir)
+    try:
+        n = store.copy_from(other, {ex.id for ex in examples}, set(tiers))
+    finally:
+        other.close()
+    click.echo(f"reused {n} stored generations from {reuse_dir}", err=True)
+
+
+def open_run_quiet(run_dir: str):
+    from ..evaluation.runs import open_run as _open
+
+    return _open(run_dir)
 
 
 def _fail_if_nothing_scored(run, run_dir: Path) -> None:

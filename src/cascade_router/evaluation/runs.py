@@ -53,6 +53,32 @@ def identity_for(cfg, dataset: str, data: str | None, limit: int | None, seed: i
     return ident
 
 
+#: Identity keys that may differ between a run and one whose generations it reuses: the sample.
+SAMPLE_KEYS = ("limit", "seed", "questions", "sample_sha256", "command")
+
+
+def reusable(ident: dict[str, Any], other: dict[str, Any], where: str = "--reuse") -> None:
+    """Check that generations stored under identity ``other`` can be reused by a run with
+    identity ``ident``: the same dataset, data file, tiers (names, models, options), answer
+    budget and prompt version; only the sample may differ.
+
+    Raises:
+        RunError: naming each differing key.
+    """
+    keys = (set(ident) & set(other)) - set(SAMPLE_KEYS)  # keys an older run lacks are not compared (as bind)
+    diffs = [f"{k}: {other.get(k)!r} there, {ident.get(k)!r} here" for k in sorted(keys) if ident.get(k) != other.get(k)]
+    try:
+        if run_tiers(other) != run_tiers(ident):
+            diffs.append(f"tiers: {run_tiers(other)} there, {run_tiers(ident)} here")
+    except (KeyError, TypeError):
+        diffs.append("tiers: not recorded there")
+    for k in ("dataset", "data"):
+        if k not in other:
+            diffs.append(f"{k}: not recorded there")
+    if diffs:
+        raise RunError(f"{where}: that run was made with other settings; cannot reuse its generations ({'; '.join(diffs)})")
+
+
 def run_tiers(ident: dict[str, Any]) -> list[tuple[str, str]]:
     """``[(tier name, model spec), ...]`` of a run identity, in cascade order."""
     if "tiers" in ident:

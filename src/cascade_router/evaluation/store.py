@@ -86,8 +86,10 @@ class RunStore:
                 raise RunLockedError(f"{self.run_dir} is in use by another cascade-router process") from None
             self._lock_fh = fh
         try:
+            new = not self.path.exists()
             self._db = sqlite3.connect(self.path, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            if lock or new:  # switching the journal mode rewrites the file header: writers only
+                self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
             self._db.commit()
             if lock:
@@ -177,6 +179,20 @@ class RunStore:
             except ValueError as e:
                 raise StoreError(f"{self.path}: the stored {tier} generation of question {qid!r} is damaged: {e}") from e
             yield StoredGeneration(qid, tier, ans, g, err)
+
+    def copy_from(self, other: "RunStore", qids: set[str], tiers: set[str]) -> int:
+        """Copy the stored generations (not error rows) of questions ``qids`` and tiers ``tiers``
+        from another run's store, keeping rows already here; commits. Returns rows copied.
+
+        The caller checks that both runs were made with the same models, options and prompts
+        (:func:`cascade_router.evaluation.runs.reusable`)."""
+        rows = [r for r in other._db.execute(
+            "SELECT qid, tier, answer, generation, error, created FROM generations WHERE error IS NULL ORDER BY rowid")
+            if r[0] in qids and r[1] in tiers]
+        with self._db:
+            before = self.count()
+            self._db.executemany("INSERT OR IGNORE INTO generations VALUES (?, ?, ?, ?, ?, ?)", rows)
+            return self.count() - before
 
     def count(self) -> int:
         """Rows stored."""
