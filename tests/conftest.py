@@ -16,7 +16,7 @@ import pytest
 from cascade_router.models.llamacpp import LlamaCppBackend
 from cascade_router.models.registry import load_model
 
-MODEL_FIXTURES = ("slm", "llm")
+MODEL_FIXTURES = ("slm", "llm", "shared_models")
 
 
 def _load(spec: str) -> LlamaCppBackend:
@@ -39,6 +39,37 @@ def llm() -> LlamaCppBackend:
     backend = _load("gemma3-270m")
     yield backend
     backend.close()
+
+
+class SharedModel:
+    """A session model handed to the CLI; the command's close() must not close the fixture."""
+
+    def __init__(self, backend) -> None:
+        self._b = backend
+
+    def __getattr__(self, name):
+        return getattr(self._b, name)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def shared_models(monkeypatch, slm, llm):
+    """Make the CLI's model loading (``cascade_router.config.load_model``) return the session's
+    already-loaded embedded models; other specs (a ``MODEL@URL`` endpoint) load for real.
+    Returns the list of ``(spec, kwargs)`` calls."""
+    import cascade_router.config as config_mod
+
+    calls = []
+    by_spec = {"smollm2-135m": slm, "gemma3-270m": llm}
+
+    def load(spec, **kw):
+        calls.append((spec, kw))
+        return SharedModel(by_spec[spec]) if spec in by_spec else load_model(spec, **kw)
+
+    monkeypatch.setattr(config_mod, "load_model", load)
+    return calls
 
 
 def pytest_collection_modifyitems(config, items):

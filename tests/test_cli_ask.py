@@ -99,33 +99,6 @@ def test_bad_task_is_a_usage_error():
 # --- answering (the session's embedded models, shared) -------------------------------------------
 
 
-class _Shared:
-    """A session model handed to the CLI; the command's close() must not close the fixture."""
-
-    def __init__(self, backend):
-        self._b = backend
-
-    def __getattr__(self, name):
-        return getattr(self._b, name)
-
-    def close(self):
-        pass
-
-
-@pytest.fixture
-def shared_models(monkeypatch, slm, llm):
-    """Make the CLI's model loading return the already-loaded session models; records the calls."""
-    calls = []
-    by_spec = {"smollm2-135m": slm, "gemma3-270m": llm}
-
-    def fake_load_model(spec, **kw):
-        calls.append((spec, kw))
-        return _Shared(by_spec[spec])
-
-    monkeypatch.setattr(config_mod, "load_model", fake_load_model)
-    return calls
-
-
 def test_ask_json(shared_models):
     r = run("ask", "-q", QUESTION, "-c", PASSAGE, "--json", "--threads", "2", "--router", "seed-v1")
     assert r.exit_code == 0, r.output

@@ -13,34 +13,13 @@ import sqlite3
 import pytest
 from click.testing import CliRunner
 
-import cascade_router.config as config_mod
 from cascade_router.cli import main
-from cascade_router.models.registry import load_model as real_load_model
-
-
-class _Shared:
-    """A session model handed to the CLI; the command's close() must not close the fixture."""
-
-    def __init__(self, backend):
-        self._b = backend
-
-    def __getattr__(self, name):
-        return getattr(self._b, name)
-
-    def close(self):
-        pass
 
 
 @pytest.fixture
-def three_tier(monkeypatch, tmp_path, slm, llm):
+def three_tier(shared_models, tmp_path, llm):
     """A config file with small (in-process SmolLM2) -> medium (in-process Gemma) -> large (Gemma
     over HTTP); returns its path."""
-    by_spec = {"smollm2-135m": slm, "gemma3-270m": llm}
-
-    def load(spec, **kw):
-        return _Shared(by_spec[spec]) if spec in by_spec else real_load_model(spec, **kw)
-
-    monkeypatch.setattr(config_mod, "load_model", load)
     cfg = tmp_path / "three.toml"
     cfg.write_text(f"""
 [[tiers]]

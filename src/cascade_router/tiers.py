@@ -17,7 +17,8 @@ import numpy as np
 from .models.base import Backend, Generation
 
 
-def _nonneg(x, name: str) -> np.ndarray:
+def nonnegative(x, name: str) -> np.ndarray:
+    """``x`` as a float array; ValueError naming ``name`` if it holds a NaN or a negative value."""
     arr = np.asarray(x, dtype=float)
     if np.any(np.isnan(arr)):
         raise ValueError(f"{name} must not contain NaN")
@@ -64,8 +65,8 @@ class TierPrice:
         Raises:
             ValueError: negative/NaN token counts or mismatched shapes.
         """
-        p = _nonneg(prompt_tokens, "prompt_tokens")
-        c = _nonneg(completion_tokens, "completion_tokens")
+        p = nonnegative(prompt_tokens, "prompt_tokens")
+        c = nonnegative(completion_tokens, "completion_tokens")
         if p.shape != c.shape:
             raise ValueError(
                 f"completion_tokens must have the same shape as prompt_tokens, got {c.shape} and {p.shape}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..tiers import nonnegative
 from .curves import Curve
 
 __all__ = [
@@ -20,15 +21,6 @@ __all__ = [
     "percentiles",
     "cost_curve",
 ]
-
-
-def _nonneg(x, name: str) -> np.ndarray:
-    arr = np.asarray(x, dtype=float)
-    if np.any(np.isnan(arr)):
-        raise ValueError(f"{name} must not contain NaN")
-    if np.any(arr < 0):
-        raise ValueError(f"{name} must be >= 0")
-    return arr
 
 
 def _same_shape(**arrays: np.ndarray) -> None:
@@ -49,8 +41,8 @@ def question_cost(slm_cost: float, llm_cost: float, escalated: bool) -> float:
     Raises:
         ValueError: negative or NaN costs.
     """
-    s = float(_nonneg(slm_cost, "slm_cost"))
-    l_ = float(_nonneg(llm_cost, "llm_cost"))
+    s = float(nonnegative(slm_cost, "slm_cost"))
+    l_ = float(nonnegative(llm_cost, "llm_cost"))
     return s + (l_ if bool(escalated) else 0.0)
 
 
@@ -65,8 +57,8 @@ def question_costs(slm_cost, llm_cost, escalated) -> np.ndarray:
     Raises:
         ValueError: empty arrays, mismatched shapes, negative/NaN costs, non-bool mask.
     """
-    s = _nonneg(slm_cost, "slm_cost")
-    l_ = _nonneg(llm_cost, "llm_cost")
+    s = nonnegative(slm_cost, "slm_cost")
+    l_ = nonnegative(llm_cost, "llm_cost")
     e = np.asarray(escalated)
     if s.ndim != 1 or s.size == 0:
         raise ValueError(f"slm_cost must be a non-empty 1-D array, got shape {s.shape}")
@@ -90,8 +82,8 @@ def latency(slm_s, llm_s, escalated):
     Raises:
         ValueError: mismatched shapes, empty arrays, negative/NaN times, non-bool mask.
     """
-    s = _nonneg(slm_s, "slm_s")
-    l_ = _nonneg(llm_s, "llm_s")
+    s = nonnegative(slm_s, "slm_s")
+    l_ = nonnegative(llm_s, "llm_s")
     e = np.asarray(escalated)
     _same_shape(slm_s=s, llm_s=l_, escalated=e)
     if s.ndim > 0 and s.size == 0:
@@ -151,8 +143,8 @@ def cost_curve(curve: Curve, slm_cost, llm_cost) -> np.ndarray:
     """
     if not isinstance(curve, Curve):
         raise ValueError(f"curve must be a Curve, got {type(curve).__name__}")
-    s = _nonneg(slm_cost, "slm_cost")
-    l_ = _nonneg(llm_cost, "llm_cost")
+    s = nonnegative(slm_cost, "slm_cost")
+    l_ = nonnegative(llm_cost, "llm_cost")
     if s.ndim != 1 or s.size == 0:
         raise ValueError(f"slm_cost must be a non-empty 1-D array, got shape {s.shape}")
     _same_shape(slm_cost=s, llm_cost=l_)
