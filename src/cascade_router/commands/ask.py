@@ -25,7 +25,7 @@ _INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060\x00"
 @click.option("--slm", default=None, help="Model of the first tier (default smollm2-135m).")
 @click.option("--llm", default=None, help="Model of the last tier (default gemma3-270m).")
 @click.option("--router", "-r", default=None, help="The gate after the first tier: router name or JSON file (default seed-v1).")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Cascade config (.toml/.yaml).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Cascade config (.toml/.yaml/.json): [slm]/[llm] or [[tiers]].")
 @click.option("--task", type=click.Choice(TASKS), default=None, help="Prompt style (default: squad with a passage, open without).")
 @click.option("--threads", type=int, default=None, help="llama.cpp threads per model (default: all cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")

@@ -97,7 +97,7 @@ def _print_summary(run, res, paths) -> None:
 @click.option("--slm", default=None, help="SLM spec (default smollm2-135m).")
 @click.option("--llm", default=None, help="LLM spec (default gemma3-270m).")
 @click.option("--routers", default=None, help="Comma-separated extra routers to report beside the built-in ones (names, signal:NAME:T, random:RATE, router .json files).")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Cascade config (.toml/.yaml): tiers, prices.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Cascade config (.toml/.yaml/.json): tiers, gates, prices.")
 @click.option("--threads", type=int, default=None, help="llama.cpp threads per model (default: all cores).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Run directory (default runs/DATASET-SLM-LLM-nLIMIT-sSEED). Rerun to resume.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
@@ -105,7 +105,7 @@ def _print_summary(run, res, paths) -> None:
               help="Another run directory made with the same dataset, tiers and prompts (another sample): its stored "
                    "generations for questions of this sample are copied instead of generated again.")
 def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, threads, out_dir, no_progress, reuse_dir):
-    """Run both tiers on a dataset sample, store every generation, and score every router offline."""
+    """Run every tier on a dataset sample, store every generation, and score every router offline."""
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     if dataset not in DATASETS:
         fail(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
