@@ -185,6 +185,11 @@ def test_writer_migrates_an_old_database_keeping_every_row(tmp_path, journal):
     rows = _old_database(rd, journal)
     store = RunStore(rd, lock=True)
     try:
+        assert "CHECK" in _dump(rd)[1]  # not before the identity is accepted
+        with pytest.raises(RunMismatchError):
+            store.bind({"dataset": "squad-v2.0"})
+        assert "CHECK" in _dump(rd)[1]  # a refused run leaves the file as it was
+        store.bind({"dataset": "squad-v1.1"})
         got, sql = _dump(rd)
         assert "CHECK" not in sql
         assert got == rows  # every column of every row, in the old rowid order

@@ -195,16 +195,28 @@ def test_models_list_and_retrieve(to_medium):
     assert h["status"] == "ok" and h["on_llm_error"] == "degrade"
 
 
+class _Renamed:
+    """A session model under another model id (never closes the fixture)."""
+
+    def __init__(self, backend, model_id: str) -> None:
+        self._b, self.model_id = backend, model_id
+
+    def __getattr__(self, name):
+        return getattr(self._b, name)
+
+
 def test_model_ids_with_slash_and_at(slm, llm):
-    """Tier names and model ids may hold '/' and '@' (GET /v1/models/{model_id:path})."""
-    tiers = [Tier("acme/small@v1", slm), Tier("big", llm)]
+    """Model ids may hold '/' and '@' (GET /v1/models/{model_id:path}); tier names may not."""
+    tiers = [Tier("small", _Renamed(slm, "acme/small@v1")), Tier("big", llm)]
     with _serve(Cascade(tiers, [_accept()])) as srv:
         c = _client(srv)
-        assert [m.id for m in c.models.list().data] == ["cascade", SLM_ID, LLM_ID]
-        assert c.models.retrieve("acme/small@v1").id == SLM_ID
-        assert httpx.get(srv.url + "/v1/models/acme/small@v1").json()["cascade"]["tier"] == "acme/small@v1"
+        assert [m.id for m in c.models.list().data] == ["cascade", "acme/small@v1", LLM_ID]
+        assert c.models.retrieve("acme/small@v1").id == "acme/small@v1"
+        assert httpx.get(srv.url + "/v1/models/acme/small@v1").json()["cascade"]["tier"] == "small"
         raw = c.chat.completions.with_raw_response.create(model="acme/small@v1", messages=MSGS)
-        assert raw.headers["x-cascade-route"] == "acme/small@v1" and raw.parse().model == SLM_ID
+        assert raw.headers["x-cascade-route"] == "small" and raw.parse().model == "acme/small@v1"
+    with pytest.raises(ValueError, match="tier name 'acme/small@v1'"):
+        Cascade([Tier("acme/small@v1", slm), Tier("big", llm)], [_accept()])
 
 
 def test_abstain_gate(slm, llm, remote):

@@ -38,7 +38,10 @@ def check_result(res: CascadeResult, context=PASSAGE):
         assert set(r.signals) == set(SIGNALS)
         assert r.signals == pytest.approx(compute_signals(r.generation, r.answer, context), nan_ok=True)
     assert res.cost_usd == pytest.approx(sum(r.cost_usd for r in res.runs))
-    assert res.latency_s == pytest.approx(sum(r.latency_s for r in res.runs))
+    if res.failures:  # the time lost on a failed tier counts too
+        assert res.latency_s >= sum(r.latency_s for r in res.runs)
+    else:
+        assert res.latency_s == pytest.approx(sum(r.latency_s for r in res.runs))
     d = json.loads(json.dumps(res.to_dict(), allow_nan=False))
     assert d["route"] == res.route and len(d["runs"]) == len(res.runs)
 
@@ -206,7 +209,7 @@ def test_duplicate_and_reserved_tier_names():
     for name in RESERVED_NAMES:
         with pytest.raises(ValueError, match=f"tier name '{name}' is reserved"):
             Cascade([Tier("a", Fixed("x")), Tier(name, Fixed("y"))], [always()])
-    with pytest.raises(ValueError, match="non-empty name"):
+    with pytest.raises(ValueError, match="must be 1-64 ASCII letters"):
         check_tier_names(["a", " "])
     check_tier_names(["small", "medium", "large"])
 

@@ -11,6 +11,7 @@ nan score never does).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,7 +173,8 @@ class CascadeResult:
         runs: the tiers that really ran, in order.
         decisions: every gate decision, in order.
         cost_usd: dollars, summed over every tier that ran.
-        latency_s: seconds, summed over every tier that ran (they run in sequence).
+        latency_s: seconds, summed over every tier that ran (they run in sequence), plus the time
+            spent on tiers that failed.
         failures: tiers that failed (a later tier or an earlier answer was used instead).
         start: the tier the cascade started at (the first tier unless asked otherwise).
     """
@@ -336,11 +338,13 @@ class Cascade:
         res = CascadeResult(question, "", "", [], [], start=self.tiers[i0].name)
         n = len(self.tiers)
         for i in range(i0, n):
+            t0 = time.perf_counter()
             try:
                 run = self.run_tier(i, question, context, task, budget)
             except ModelError as e:
                 if not res.runs or self.on_error == "raise":
                     raise
+                res.latency_s += time.perf_counter() - t0  # the time lost on the failed tier
                 log.warning("tier %s failed (%s); %s", e.tier, e,
                             "trying the next tier" if i < n - 1 else "answering with the last answer obtained")
                 res.failures.append(TierFailure(self.tiers[i].name, str(e)))

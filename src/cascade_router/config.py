@@ -132,6 +132,7 @@ class CascadeConfig:
                                                              TierConfig(DEFAULT_LLM, name="llm")])
     max_tokens: int = 24
     on_llm_error: str = "degrade"
+    source: str | None = field(default=None, compare=False)  # the file it was read from, for messages
 
     def __post_init__(self) -> None:
         for i, t in enumerate(self.tiers):
@@ -230,7 +231,10 @@ def _check_router(r: Any, where: str) -> str | dict:
 
 def _resolve_path(value: str, base: Path | None) -> str:
     """``value`` resolved against ``base`` when it is a relative path."""
-    if base is None or not value or Path(value).is_absolute() or "@" in value:
+    if not value or "@" in value:
+        return value
+    value = str(Path(value).expanduser())
+    if base is None or Path(value).is_absolute():
         return value
     return str(base / value)
 
@@ -238,8 +242,10 @@ def _resolve_path(value: str, base: Path | None) -> str:
 def _resolve_router(r: str | dict, base: Path | None) -> str | dict:
     if isinstance(r, str) and r.strip().endswith(".json"):
         return _resolve_path(r.strip(), base)
-    if isinstance(r, dict) and isinstance(r.get("path"), str):
-        return dict(r, path=_resolve_path(r["path"], base))
+    if isinstance(r, dict):
+        for key in ("path", "name"):
+            if isinstance(r.get(key), str) and (key == "path" or r[key].strip().endswith(".json")):
+                return dict(r, **{key: _resolve_path(r[key].strip(), base)})
     return r
 
 
@@ -258,8 +264,11 @@ def _tier(d: Any, where: str, src: str, base: Path | None, allow: frozenset = fr
         d["model"] = _resolve_path(d["model"].strip(), base)
     if d.get("router") is not None:
         d["router"] = _resolve_router(_check_router(d["router"], f"{src}: {where} router"), base)
-    if "name" in d and (not isinstance(d["name"], str) or not d["name"].strip()):
-        raise ConfigError(f"{src}: {where} name must be a non-empty string, got {d['name']!r}")
+    if "name" in d:
+        try:
+            check_tier_names([d["name"]], where=f"{src}: {where}")
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     if d.get("price") is not None:
         p = d["price"]
         pk = {f.name for f in fields(TierPrice)}
@@ -270,6 +279,9 @@ def _tier(d: Any, where: str, src: str, base: Path | None, allow: frozenset = fr
         if set(p) - pk:
             raise ConfigError(f"{src}: {pw} unknown field(s) {sorted(set(p) - pk)}; valid: {sorted(pk)}")
         try:
+            bad = [k for k, v in p.items() if isinstance(v, bool) or not isinstance(v, (int, float))]
+            if bad:
+                raise ValueError(f"{bad[0]} must be a number of dollars, got {p[bad[0]]!r}")
             d["price"] = TierPrice(**{k: float(v) for k, v in p.items()})
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{src}: {pw} {e}") from None
@@ -297,7 +309,7 @@ def config_from_dict(d: Mapping[str, Any], source: str = "config", base_dir: str
     unknown = set(d) - set(_SECTIONS)
     if unknown:
         raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}; valid: {', '.join(_SECTIONS)}")
-    cfg = CascadeConfig()
+    cfg = CascadeConfig(source=source)
     if "tiers" in d:
         mixed = sorted({"slm", "llm", "router"} & set(d))
         if mixed:
@@ -395,12 +407,17 @@ def build_cascade(cfg: CascadeConfig, seed: int = 0):
     Two tiers with the same model spec and options share one backend (one model in memory).
 
     Raises:
-        ValueError: a bad router; what opening a backend raises (ModelNotAvailable,
-            FileNotFoundError, ModelError). Tiers already opened are closed first.
+        ConfigError: a bad router, or a tier's model spec that is not a model (unknown name,
+            missing GGUF file), naming the config file and the tier. ModelNotAvailable,
+            ModelError: a model that cannot be loaded. Tiers already opened are closed first.
     """
     from .cascade import Cascade
 
-    gates = cfg.build_gates(seed=seed)
+    where = f"{cfg.source}: " if cfg.source else ""
+    try:
+        gates = cfg.build_gates(seed=seed)
+    except ValueError as e:
+        raise ConfigError(f"{where}{e}") from None
     opened: dict[str, Any] = {}
     tiers: list[Tier] = []
     try:
@@ -408,7 +425,10 @@ def build_cascade(cfg: CascadeConfig, seed: int = 0):
             key = json.dumps({k: v for k, v in asdict(t).items() if k not in ("name", "router", "price")},
                              sort_keys=True, default=str)
             if key not in opened:
-                opened[key] = t.open()
+                try:
+                    opened[key] = t.open()
+                except (ValueError, FileNotFoundError) as e:
+                    raise ConfigError(f"{where}tier {t.name!r} model {t.model!r}: {e}") from None
             tiers.append(Tier(t.name, opened[key], t.price_or_default(),
                               {"model": t.model, "family": t.family, "threads": t.threads}))
     except Exception:

@@ -9,6 +9,8 @@ Units: money in **dollars**, prices per **million tokens**.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,8 +49,8 @@ class TierPrice:
     def __post_init__(self) -> None:
         for name in ("per_call", "prompt_per_mtok", "completion_per_mtok"):
             v = float(getattr(self, name))
-            if not v >= 0:  # also catches NaN
-                raise ValueError(f"TierPrice.{name} must be >= 0, got {v}")
+            if not (v >= 0 and math.isfinite(v)):  # also catches NaN
+                raise ValueError(f"TierPrice.{name} must be a finite number >= 0, got {v}")
 
     def cost(self, prompt_tokens, completion_tokens):
         """Dollars for one call (or element-wise for arrays of calls).
@@ -108,12 +110,16 @@ class Tier:
 
 
 def check_tier_names(names: list[str], where: str = "tiers") -> None:
-    """Raise ValueError naming the first duplicate or empty tier name (or the reserved
-    ``abstain``/``cascade``/``cache``)."""
+    """Raise ValueError naming the first bad, reserved or duplicate tier name.
+
+    A name is 1-64 ASCII letters, digits, ``.``, ``_`` or ``-``, starting with a letter or a
+    digit (it becomes an HTTP header value, a metrics label and a file name in a run directory),
+    and not one of :data:`RESERVED_NAMES`."""
     seen: set[str] = set()
     for n in names:
-        if not isinstance(n, str) or not n.strip():
-            raise ValueError(f"{where}: every tier needs a non-empty name, got {n!r}")
+        if not isinstance(n, str) or not _NAME_RE.fullmatch(n):
+            raise ValueError(f"{where}: tier name {n!r} must be 1-64 ASCII letters, digits, '.', '_' or '-', "
+                             "starting with a letter or digit")
         if n in RESERVED_NAMES:
             raise ValueError(f"{where}: tier name {n!r} is reserved ({', '.join(RESERVED_NAMES)})")
         if n in seen:
@@ -121,5 +127,6 @@ def check_tier_names(names: list[str], where: str = "tiers") -> None:
         seen.add(n)
 
 
-#: Names a tier may not take: routes and server model ids that mean something else.
-RESERVED_NAMES = ("abstain", "cascade", "cache")
+#: Names a tier may not take: routes, server model ids and report files that mean something else.
+RESERVED_NAMES = ("abstain", "cascade", "cache", "oracle", "random", "seed-v1", "seed-v2", "seed-v3")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

@@ -48,10 +48,12 @@ def command(question, context, context_file, slm, llm, router, config_path, task
     check_specs(slm, llm)
     cfg = resolve_config(config_path, slm, llm, router, threads)
     task = task or ("squad" if context else "open")
-    from ..config import build_cascade
+    from ..config import ConfigError, build_cascade
 
     try:
         cascade = build_cascade(cfg)
+    except ConfigError as e:
+        fail(str(e))
     except (ModelNotAvailable, ModelError, FileNotFoundError, ValueError) as e:
         fail(str(e), code=1)
     try:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import NoReturn
 
 import click
 
-from ..config import CascadeConfig, ConfigError, TierConfig, load_config
+from ..config import CascadeConfig, ConfigError, load_config
 from ..models.registry import parse_spec
 
 
@@ -31,10 +32,9 @@ def resolve_config(
         cfg = load_config(config_path) if config_path else CascadeConfig()
     except ConfigError as e:
         fail(str(e))
-    for spec, tier in ((slm, cfg.first), (llm, cfg.last)):
-        if spec:
-            keep = TierConfig(spec, name=tier.name, router=tier.router)
-            cfg.tiers[cfg.tiers.index(tier)] = keep
+    for spec, i in ((slm, 0), (llm, len(cfg.tiers) - 1)):
+        if spec:  # a new model; the tier keeps its name, gate, price, timeouts and threads
+            cfg.tiers[i] = dataclasses.replace(cfg.tiers[i], model=spec)
     if threads:
         for t in cfg.tiers:
             t.threads = threads

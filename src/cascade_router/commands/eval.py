@@ -122,7 +122,7 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
         fail(f"{dataset}: no questions to evaluate")
     lim = limit or None
     run_dir = Path(out_dir or _run_dir_name(cfg, dataset, lim, seed))
-    from ..evaluation.runs import identity_for
+    from ..evaluation.runs import RunError, check_same_tiers, identity_for
 
     identity = identity_for(cfg, dataset, data, lim, seed, examples)
 
@@ -134,18 +134,22 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
     except (OSError, sqlite3.DatabaseError, RunLockedError) as e:
         fail(f"--out {run_dir}: cannot use as a run directory: {e}")
     try:
+        check_same_tiers(store.meta(), identity, str(run_dir))
         store.bind(identity)
-    except RunMismatchError as e:
+    except (RunMismatchError, RunError) as e:
         store.close()
         fail(str(e))
     if reuse_dir:
         _reuse(store, reuse_dir, identity, examples, [t.name for t in cfg.tiers])
     chain = ", ".join(f"{t.name} {t.model}" for t in cfg.tiers)
     click.echo(f"{dataset}: {len(examples)} questions -> {run_dir} (tiers: {chain})", err=True)
-    from ..config import build_cascade
+    from ..config import ConfigError, build_cascade
 
     try:
         cascade = build_cascade(cfg, seed=seed)  # one backend per distinct model spec
+    except ConfigError as e:
+        store.close()
+        fail(str(e))
     except (ModelNotAvailable, ModelError, FileNotFoundError, ValueError, RuntimeError) as e:
         store.close()
         fail(str(e), code=1)
@@ -215,20 +219,36 @@ def report_command(run_dir, config_path):
             cfg = load_config(config_path)
         except ConfigError as e:
             fail(str(e))
-    summary_path = rd / "summary.json"
-    try:
-        prev = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    except ValueError:
-        prev = {}
-    ident_out = dict(ident, command=prev.get("identity", {}).get("command", ""))
+    prev = _previous_summary(rd / "summary.json")
+    ident_out = dict(ident, command=(prev.get("identity") or {}).get("command", ""))
     extra_routers = _extra_routers(",".join(prev.get("extra_routers") or []), ident["seed"])
     gate_specs = prev.get("gate_specs")
     if cfg is not None and [t.name for t in cfg.tiers] == [n for n, _ in _run_tiers(ident)]:
         gate_specs = [cfg.gate_spec(i) for i in range(len(cfg.tiers)) if cfg.gate_spec(i) is not None]
+    if not gate_specs and len(_run_tiers(ident)) >= 3:
+        click.echo("warning: no gates recorded for this run (summary.json missing or damaged): the chain section is "
+                   "left out; give --config with the run's tiers to rebuild it", err=True)
     run, res, paths = _analyse_and_write(rd, ident_out, cfg, examples, ident["seed"], {"last_run": prev.get("last_run")},
                                          extra_routers, gate_specs)
     _print_summary(run, res, paths)
     _fail_if_nothing_scored(run, rd)
+
+
+def _previous_summary(path: Path) -> dict:
+    """The run's earlier summary.json as a dict (its command, extra routers, gates), or {} with a
+    warning when it is missing or damaged (the report is rebuilt from the store either way)."""
+    if not path.exists():
+        return {}
+    try:
+        prev = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        click.echo(f"warning: {path}: cannot read the earlier summary ({e}); rebuilding without it", err=True)
+        return {}
+    if not isinstance(prev, dict):
+        click.echo(f"warning: {path}: the earlier summary is not a JSON object; rebuilding without it", err=True)
+        return {}
+    ok = {"identity": dict, "extra_routers": list, "gate_specs": list, "last_run": dict}
+    return {k: v for k, v in prev.items() if k not in ok or isinstance(v, ok[k])}
 
 
 def _run_tiers(ident):

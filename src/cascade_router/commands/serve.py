@@ -94,11 +94,13 @@ def command(config_path, slm, llm, router, threads, host, port, api_key_env, max
     check_specs(slm, llm)
     cfg = resolve_config(config_path, slm, llm, router, threads)
     sock = _bind(host, port)
-    from ..config import build_cascade
+    from ..config import ConfigError, build_cascade
 
     with sock:
         try:
             cascade = build_cascade(cfg)
+        except ConfigError as e:
+            fail(str(e))
         except (ModelNotAvailable, ModelError, FileNotFoundError, ValueError) as e:
             fail(str(e), code=1)
         try:

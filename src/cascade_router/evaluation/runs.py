@@ -79,6 +79,24 @@ def reusable(ident: dict[str, Any], other: dict[str, Any], where: str = "--reuse
         raise RunError(f"{where}: that run was made with other settings; cannot reuse its generations ({'; '.join(diffs)})")
 
 
+def check_same_tiers(stored: dict[str, Any], ident: dict[str, Any], where: str) -> None:
+    """Refuse a run directory whose stored tiers (names and models) differ from ``ident``'s,
+    whatever shape either identity has (``slm``/``llm`` keys or a ``tiers`` list).
+
+    Raises:
+        RunError: naming both tier lists.
+    """
+    if not stored or ("tiers" in stored) == ("tiers" in ident):
+        return  # nothing stored yet, or the same shape: RunStore.bind compares key by key
+    try:
+        old = run_tiers(stored)
+    except (KeyError, TypeError):
+        return  # no tiers recorded yet: bind() records them
+    if old != run_tiers(ident):
+        raise RunError(f"{where} holds a run of other tiers ({', '.join(f'{n}={m}' for n, m in old)}); refusing to mix "
+                       f"with {', '.join(f'{n}={m}' for n, m in run_tiers(ident))}. Use another --out directory.")
+
+
 def run_tiers(ident: dict[str, Any]) -> list[tuple[str, str]]:
     """``[(tier name, model spec), ...]`` of a run identity, in cascade order."""
     if "tiers" in ident:

@@ -92,16 +92,16 @@ class RunStore:
                 self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
             self._db.commit()
-            if lock:
-                self._migrate()
+
         except sqlite3.DatabaseError:
             self._release()
             raise
 
     def _migrate(self) -> None:
         """Drop the ``CHECK (tier IN ('slm', 'llm'))`` of databases made before tiers became
-        data, keeping every row (and its rowid order). Only a writer migrates, so reading a
-        committed run never changes its file."""
+        data, keeping every row (and its rowid order). Only a writer (``lock=True``) migrates,
+        and only after :meth:`bind` accepted the identity, so reading a committed run or being
+        refused never changes its file."""
         row = self._db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'generations'").fetchone()
         if row is None or "CHECK" not in row[0]:
             return
@@ -136,6 +136,8 @@ class RunStore:
         with self._db:
             for k, v in identity.items():
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (k, json.dumps(v)))
+        if self._lock_fh is not None:
+            self._migrate()  # only once the identity matched: a refused run leaves the file as it was
 
     # --- rows --------------------------------------------------------------------------------
     def done(self) -> set[tuple[str, str]]:
