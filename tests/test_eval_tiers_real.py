@@ -103,3 +103,21 @@ def test_eval_three_tiers_report_and_reuse(three_tier, tmp_path):
                tmp_path / "v2", "--reuse", rd)
     assert bad.exit_code == 2
     assert "cannot reuse its generations (dataset: 'squad-v1.1' there, 'squad-v2.0' here)" in bad.stderr
+
+
+def test_a_fourth_tier_is_one_more_table(shared_models, tmp_path, llm):
+    """Adding a tier is editing the config file only: four tiers, every gate escalating."""
+    cfg = tmp_path / "four.toml"
+    text = ""
+    for name, model in (("t1", "smollm2-135m"), ("t2", "gemma3-270m"), ("t3", "smollm2-135m"),
+                        ("t4", f"gemma3-270m@{llm.base_url}/v1")):
+        text += f'[[tiers]]\nname = "{name}"\nmodel = "{model}"\nrouter = "always-llm"\n'
+        text += 'family = "base"\napi_key_env = "NO_SUCH_KEY_VARIABLE"\nretries = 0\n\n' if "@" in model else "\n"
+    cfg.write_text(text.replace('router = "always-llm"\nfamily', 'family'))  # t4: no gate after the last tier
+    r = _cli("ask", "-q", "What is the capital of France?", "-c", "Paris is the capital and largest city of France.",
+             "--config", cfg, "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert [x["tier"] for x in d["runs"]] == ["t1", "t2", "t3", "t4"] and d["route"] == "t4"
+    assert [(g["after"], g["outcome"]) for g in d["decisions"]] == [("t1", "escalate"), ("t2", "escalate"), ("t3", "escalate")]
+    assert d["answer"] == "Paris"
