@@ -1,0 +1,327 @@
+"""The semantic cache: a stage before the first tier that answers from earlier answers.
+
+Lookup order: an **exact** match of the question (case and spacing ignored), then the
+**nearest** earlier question by cosine similarity of their embeddings, if at or above the
+threshold. Both are searched only among entries with the same **cache key**: the task, a
+sha256 of the passage (a question about another passage is never answered), the answer budget,
+the starting tier, and a fingerprint of the cascade's configuration (tiers and gates, see
+:meth:`cascade_router.cascade.Cascade.fingerprint`), so a changed cascade never serves stale
+answers.
+
+Storage: :class:`SQLiteCacheStore` (the embedded default) keeps entries in one SQLite file and
+a usearch HNSW vector index per cache key in memory, built from the file on first use (usearch
+was chosen over numpy brute force and faiss by ``benchmarks/cache_index.py``). :class:`RedisCacheStore`
+is the same interface on a Redis server shared by several server replicas. Entries expire after
+``ttl_s`` seconds and the oldest-used go beyond ``max_entries``.
+
+A failing store or embedder never fails a request: :func:`answer_with_cache` logs, counts the
+error and answers through the cascade.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..embeddings import Embedder
+
+log = logging.getLogger(__name__)
+
+#: The route of a result served from the cache.
+CACHE_ROUTE = "cache"
+
+
+class CacheError(RuntimeError):
+    """The cache store cannot be opened or used; the message names the file or server."""
+
+
+@dataclass
+class CacheSettings:
+    """The ``[cache]`` section of a config file (and ``serve --cache``).
+
+    Attributes:
+        path: the SQLite file (default ``CACHE_DIR/semantic-cache.sqlite``); ignored with ``redis_url``.
+        threshold: cosine similarity at or above which an earlier question answers (default
+            0.95, measured: README "Semantic cache").
+        ttl_s: seconds an entry lives (None: forever).
+        max_entries: entries kept; the least recently used go first beyond it.
+        embedder: ``minilm`` (embedded) or ``MODEL@BASE_URL``.
+        redis_url: ``redis://HOST:PORT/DB`` to share one cache between replicas.
+    """
+
+    path: str | None = None
+    threshold: float = 0.95
+    ttl_s: float | None = 7 * 24 * 3600.0
+    max_entries: int = 100_000
+    embedder: str = "minilm"
+    redis_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 < float(self.threshold) <= 1.0:
+            raise ValueError(f"threshold must be in (0, 1], got {self.threshold!r}")
+        if self.ttl_s is not None and not float(self.ttl_s) > 0:
+            raise ValueError(f"ttl_s must be > 0 seconds (or absent for no expiry), got {self.ttl_s!r}")
+        if isinstance(self.max_entries, bool) or not isinstance(self.max_entries, int) or self.max_entries < 1:
+            raise ValueError(f"max_entries must be a positive integer, got {self.max_entries!r}")
+
+
+@dataclass
+class CacheHit:
+    """An answer served from the cache.
+
+    Attributes:
+        kind: ``"exact"`` or ``"semantic"``; similarity: cosine similarity (1.0 for exact).
+        question: the cached question that matched; answer: its answer.
+        route: the tier that answered it originally (or ``abstain``).
+        age_s: seconds since it was stored; lookup_s: seconds this lookup took.
+        original: what the original answer cost and who ran (``tiers``, ``cost_usd``, ...).
+    """
+
+    kind: str
+    similarity: float
+    question: str
+    answer: str
+    route: str
+    age_s: float
+    lookup_s: float = 0.0
+    original: dict[str, Any] = field(default_factory=dict)
+
+
+def normalise_question(q: str) -> str:
+    """The exact-match form of a question: lower case, spacing collapsed, trimmed."""
+    return re.sub(r"\s+", " ", q).strip().lower()
+
+
+def cache_key(task: str, passage: str | None, fingerprint: str, max_tokens: int, start: str | None) -> str:
+    """sha256 hex of everything that must match for an earlier answer to be reused."""
+    ph = hashlib.sha256((passage or "").encode("utf-8")).hexdigest()
+    raw = json.dumps([task, ph, fingerprint, int(max_tokens), start or ""])
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+class CacheStore(Protocol):
+    """Where entries live. Vectors are unit float32 rows."""
+
+    def exact(self, key: str, qnorm: str, now: float) -> tuple[dict, float] | None: ...
+    def nearest(self, key: str, vec: np.ndarray, now: float) -> tuple[dict, float] | None: ...
+    def add(self, key: str, qnorm: str, vec: np.ndarray, entry: dict, now: float) -> None: ...
+    def size(self) -> int: ...
+    def close(self) -> None: ...
+
+
+class SQLiteCacheStore:
+    """Entries in SQLite (one row each: key, normalised question, vector, answer record, times),
+    and an in-memory usearch index per cache key, built from the file on first use.
+
+    Args:
+        path: the database file (created with its folder).
+        ttl_s: entry lifetime in seconds (None: forever).
+        max_entries: rows kept; beyond it the least recently used rows are deleted.
+
+    Raises:
+        CacheError: the file exists but is not a cache database (the message names it).
+    """
+
+    def __init__(self, path: str | Path, ttl_s: float | None = None, max_entries: int = 100_000) -> None:
+        self.path = Path(path)
+        self.ttl_s = ttl_s
+        self.max_entries = int(max_entries)
+        self._lock = threading.Lock()
+        self._indexes: dict[str, Any] = {}  # key -> usearch Index of that key's row ids
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript("""
+                CREATE TABLE IF NOT EXISTS entries (
+                    id INTEGER PRIMARY KEY, key TEXT NOT NULL, qnorm TEXT NOT NULL, vector BLOB NOT NULL,
+                    entry TEXT NOT NULL, created REAL NOT NULL, used REAL NOT NULL);
+                CREATE UNIQUE INDEX IF NOT EXISTS entries_exact ON entries (key, qnorm);
+                CREATE INDEX IF NOT EXISTS entries_used ON entries (used);
+                CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+            """)
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('format', 'cascade-router semantic cache 1')")
+            fmt = self._db.execute("SELECT v FROM meta WHERE k = 'format'").fetchone()[0]
+            self._db.commit()
+        except (sqlite3.DatabaseError, OSError) as e:
+            raise CacheError(f"{self.path}: not a usable cache database ({e}); move it away or give another path") from None
+        if fmt != "cascade-router semantic cache 1":
+            raise CacheError(f"{self.path}: a database of another kind ({fmt!r}); give another cache path")
+
+    def _alive(self, created: float, now: float) -> bool:
+        return self.ttl_s is None or now - created <= self.ttl_s
+
+    def _index(self, key: str):
+        from usearch.index import Index
+
+        ix = self._indexes.get(key)
+        if ix is None:
+            rows = self._db.execute("SELECT id, vector FROM entries WHERE key = ?", (key,)).fetchall()
+            dim = len(rows[0][1]) // 4 if rows else None
+            ix = Index(ndim=dim or 1, metric="cos", dtype="f32")
+            if rows:
+                ix.add(np.array([r[0] for r in rows], dtype=np.uint64),
+                       np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows]))
+            self._indexes[key] = ix
+        return ix
+
+    def exact(self, key: str, qnorm: str, now: float) -> tuple[dict, float] | None:
+        with self._lock:
+            row = self._db.execute("SELECT id, entry, created FROM entries WHERE key = ? AND qnorm = ?",
+                                   (key, qnorm)).fetchone()
+            if row is None or not self._alive(row[2], now):
+                return None
+            with self._db:
+                self._db.execute("UPDATE entries SET used = ? WHERE id = ?", (now, row[0]))
+            return json.loads(row[1]), row[2]
+
+    def nearest(self, key: str, vec: np.ndarray, now: float) -> tuple[dict, float, float] | None:
+        with self._lock:
+            ix = self._index(key)
+            if len(ix) == 0 or ix.ndim != vec.shape[0]:
+                return None
+            m = ix.search(np.asarray(vec, np.float32), min(8, len(ix)))
+            for rid, dist in zip(m.keys, m.distances):
+                row = self._db.execute("SELECT entry, created FROM entries WHERE id = ?", (int(rid),)).fetchone()
+                if row is None or not self._alive(row[1], now):
+                    continue
+                with self._db:
+                    self._db.execute("UPDATE entries SET used = ? WHERE id = ?", (now, int(rid)))
+                return json.loads(row[0]), row[1], 1.0 - float(dist)
+            return None
+
+    def add(self, key: str, qnorm: str, vec: np.ndarray, entry: dict, now: float) -> None:
+        vec = np.asarray(vec, np.float32)
+        with self._lock, self._db:
+            old = self._db.execute("SELECT id FROM entries WHERE key = ? AND qnorm = ?", (key, qnorm)).fetchone()
+            if old is not None:  # a newer answer to the same question replaces the old one
+                self._db.execute("DELETE FROM entries WHERE id = ?", (old[0],))
+                self._forget(key, old[0])
+            cur = self._db.execute("INSERT INTO entries (key, qnorm, vector, entry, created, used) VALUES (?, ?, ?, ?, ?, ?)",
+                                   (key, qnorm, vec.tobytes(), json.dumps(entry), now, now))
+            ix = self._indexes.get(key)
+            if ix is not None:
+                if len(ix) == 0 and ix.ndim != vec.shape[0]:
+                    del self._indexes[key]  # rebuilt with the right dimension on next use
+                else:
+                    ix.add(np.array([cur.lastrowid], dtype=np.uint64), vec[None, :])
+            self._evict(now)
+
+    def _forget(self, key: str, rid: int) -> None:
+        ix = self._indexes.get(key)
+        if ix is not None:
+            ix.remove(int(rid))
+
+    def _evict(self, now: float) -> None:
+        gone: list[tuple[int, str]] = []
+        if self.ttl_s is not None:
+            gone += self._db.execute("SELECT id, key FROM entries WHERE created < ?", (now - self.ttl_s,)).fetchall()
+        extra = self._db.execute("SELECT COUNT(*) FROM entries").fetchone()[0] - len(gone) - self.max_entries
+        if extra > 0:
+            ids = {g[0] for g in gone}
+            for rid, key in self._db.execute("SELECT id, key FROM entries ORDER BY used, id"):
+                if rid not in ids:
+                    gone.append((rid, key))
+                    extra -= 1
+                    if extra == 0:
+                        break
+        for rid, key in gone:
+            self._db.execute("DELETE FROM entries WHERE id = ?", (rid,))
+            self._forget(key, rid)
+
+    def size(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+            self._indexes.clear()
+
+
+class SemanticCache:
+    """Lookups and writes of answers (see the module docstring).
+
+    Args:
+        store: where entries live (:class:`SQLiteCacheStore`, :class:`RedisCacheStore`).
+        embedder: question embeddings (:mod:`cascade_router.embeddings`).
+        threshold: cosine similarity at or above which the nearest earlier question answers.
+    """
+
+    def __init__(self, store: CacheStore, embedder: Embedder, threshold: float = 0.95) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.threshold = float(threshold)
+
+    def lookup(self, question: str, key: str) -> CacheHit | None:
+        """The cached answer for ``question`` under ``key``, or None.
+
+        Raises:
+            CacheError, EmbeddingError, sqlite3.Error: the store or embedder failed.
+        """
+        t0 = time.perf_counter()
+        now = time.time()
+        found = self.store.exact(key, normalise_question(question), now)
+        if found is not None:
+            entry, created = found
+            return _hit("exact", 1.0, entry, now - created, time.perf_counter() - t0)
+        vec = self.embedder.embed([question])[0]
+        near = self.store.nearest(key, vec, now)
+        if near is not None and near[2] >= self.threshold - 1e-6:
+            entry, created, sim = near
+            return _hit("semantic", sim, entry, now - created, time.perf_counter() - t0)
+        return None
+
+    def put(self, question: str, key: str, answer: str, route: str, original: dict[str, Any]) -> None:
+        """Store an answer. Raises what the store or embedder raises."""
+        vec = self.embedder.embed([question])[0]
+        entry = {"question": question, "answer": answer, "route": route, "original": original}
+        self.store.add(key, normalise_question(question), vec, entry, time.time())
+
+    def close(self) -> None:
+        self.store.close()
+        self.embedder.close()
+
+
+def _hit(kind: str, sim: float, entry: dict, age: float, lookup_s: float) -> CacheHit:
+    return CacheHit(kind, float(sim), entry["question"], entry["answer"], entry["route"], float(age), lookup_s,
+                    entry.get("original") or {})
+
+
+def open_cache(settings: CacheSettings, default_dir: Path | None = None, threads: int | None = None) -> SemanticCache:
+    """The cache a :class:`CacheSettings` describes (opens the store and the embedder).
+
+    Raises:
+        CacheError: the store cannot be opened (a corrupt file, Redis unreachable).
+        EmbeddingError, ValueError: the embedder cannot be opened.
+    """
+    from ..embeddings import load_embedder
+
+    if settings.redis_url:
+        from .redis_store import RedisCacheStore
+
+        store: CacheStore = RedisCacheStore(settings.redis_url, settings.ttl_s, settings.max_entries)
+    else:
+        if settings.path:
+            path = Path(settings.path).expanduser()
+        else:
+            from ..models.registry import cache_dir
+
+            path = (default_dir or cache_dir()) / "semantic-cache.sqlite"
+        store = SQLiteCacheStore(path, settings.ttl_s, settings.max_entries)
+    try:
+        embedder = load_embedder(settings.embedder, threads=threads)
+    except Exception:
+        store.close()
+        raise
+    return SemanticCache(store, embedder, settings.threshold)
