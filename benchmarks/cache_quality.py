@@ -45,7 +45,7 @@ def main(argv=None) -> None:
     pids = list(by_p)[: a.limit_passages or None]
     qs = [e for p in pids for e in by_p[p]]
     t0 = time.perf_counter()
-    vecs = emb.embed([e.question for e in qs])
+    vecs = emb.embed([normalise_question(e.question) for e in qs])  # as the cache embeds them
     dt = time.perf_counter() - t0
     print(f"embedded {len(qs)} questions of {len(pids)} passages in {dt:.1f} s ({len(qs) / dt:.0f}/s, batch 32, {a.threads} threads)")
     idx = {e.id: i for i, e in enumerate(qs)}
@@ -60,8 +60,8 @@ def main(argv=None) -> None:
     sims = np.array(sims)
     pairs_path = Path(str(resources.files("cascade_router") / "data" / "squad-v1.1-paraphrases.jsonl"))
     pairs = [json.loads(line) for line in pairs_path.read_text().splitlines() if line.strip()]
-    pv = emb.embed([p["question"] for p in pairs])
-    pp = emb.embed([p["paraphrase"] for p in pairs])
+    pv = emb.embed([normalise_question(p["question"]) for p in pairs])
+    pp = emb.embed([normalise_question(p["paraphrase"]) for p in pairs])
     psim = (pv * pp).sum(axis=1)
     kinds = np.array([p["kind"] for p in pairs])
     print(f"{sims.size} pairs of different questions on the same passage ({repeats} pairs of identical texts left out); "

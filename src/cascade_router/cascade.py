@@ -10,6 +10,8 @@ nan score never does).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -111,6 +113,8 @@ def ask_model(
 
 #: The route of a result whose last gate abstained.
 ABSTAIN_ROUTE = "abstain"
+#: The route of a result served by the semantic cache (a stage before the first tier).
+CACHE_ROUTE = "cache"
 
 
 @dataclass
@@ -177,6 +181,12 @@ class CascadeResult:
             spent on tiers that failed.
         failures: tiers that failed (a later tier or an earlier answer was used instead).
         start: the tier the cascade started at (the first tier unless asked otherwise).
+        cache: the hit (:class:`cascade_router.stages.cache.CacheHit`) when the semantic cache
+            answered (route ``cache``: no tier ran, cost 0, the original route inside).
+        cache_status: ``"hit"``, ``"miss"`` (looked up, then answered by the tiers and stored),
+            or None (no cache, or bypassed).
+        cache_error: the cache's error message when a lookup or store failed (the request was
+            answered by the tiers all the same).
     """
 
     question: str
@@ -188,6 +198,9 @@ class CascadeResult:
     latency_s: float = 0.0
     failures: list[TierFailure] = field(default_factory=list)
     start: str | None = None
+    cache: Any = None
+    cache_status: str | None = None
+    cache_error: str | None = None
 
     @property
     def degraded(self) -> bool:
@@ -246,6 +259,8 @@ class Cascade:
             return the last answer obtained, marked degraded) or ``"raise"``.
         style: chat prompt style (see :func:`cascade_router.prompts.build_prompt`).
         gate_labels: a label per gate for results (default: the router's kind).
+        cache: a :class:`cascade_router.stages.cache.SemanticCache`: a stage before the first
+            tier that answers repeated and paraphrased questions (None: no cache).
 
     Raises:
         ValueError: no tier, duplicate tier names, wrong number of gates, a missing gate, an
@@ -258,6 +273,7 @@ class Cascade:
     on_error: str = "degrade"
     style: str = "short"
     gate_labels: list[str] | None = None
+    cache: Any = None
 
     def __post_init__(self) -> None:
         self.tiers = list(self.tiers)
@@ -280,6 +296,17 @@ class Cascade:
     def names(self) -> list[str]:
         """The tier names, in order."""
         return [t.name for t in self.tiers]
+
+    def fingerprint(self) -> str:
+        """sha256 hex of what decides an answer: every tier (name, model, prompt family, price),
+        every gate (its router's JSON: kind, params, fitted state), the prompt style. Part of
+        every semantic-cache key, so a changed cascade never reuses old answers."""
+        from .jsonsafe import json_safe
+
+        tiers = [[t.name, t.model_id, getattr(t.backend, "family", None), vars(t.price)] for t in self.tiers]
+        gates = [g.to_dict() if g is not None else None for g in self.gates]
+        raw = json.dumps(json_safe([tiers, gates, self.style], nan="string"), sort_keys=True)
+        return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
     @property
     def abstain_gate(self) -> Router | None:
@@ -318,7 +345,7 @@ class Cascade:
                        t.price.of(g), g.latency_s)
 
     def answer(self, question: str, context: str | None = None, task: str = "squad",
-               max_tokens: int | None = None, start: str | None = None) -> CascadeResult:
+               max_tokens: int | None = None, start: str | None = None, use_cache: bool = True) -> CascadeResult:
         """Answer one question through the tiers.
 
         Args:
@@ -327,6 +354,8 @@ class Cascade:
             task: prompt task (``squad``, ``squad-v2``, ``hotpotqa``, ``open``).
             max_tokens: answer budget per tier for this question (default :attr:`max_tokens`).
             start: a tier name: start there and skip the gates before it (None: the first tier).
+            use_cache: consult the semantic cache (when the cascade has one) and store the answer;
+                False bypasses it (the request's ``x-cascade-cache-control: no-cache``).
 
         Raises:
             ValueError: empty question, unknown task or ``start``.
@@ -335,6 +364,39 @@ class Cascade:
         """
         i0 = 0 if start is None else self.names.index(self.tier(start).name)
         budget = self.max_tokens if max_tokens is None else int(max_tokens)
+        key = None
+        cache_error = None
+        if self.cache is not None and use_cache:
+            if not question or not question.strip():
+                raise ValueError("question is empty")
+            from .stages.cache import cache_key
+
+            key = cache_key(task, context, self.fingerprint(), budget, start)
+            try:
+                hit = self.cache.lookup(question, key)
+            except Exception as e:  # a failing cache never fails the request
+                log.warning("semantic cache lookup failed (answering through the tiers): %s", e)
+                hit, cache_error = None, f"{type(e).__name__}: {e}"
+            if hit is not None:
+                return CascadeResult(question, hit.answer, CACHE_ROUTE, [], [], 0.0, hit.lookup_s,
+                                     start=self.tiers[i0].name, cache=hit, cache_status="hit")
+        res = self._through_tiers(question, context, task, budget, i0)
+        res.cache_error = cache_error
+        if key is not None:
+            res.cache_status = "miss"
+            if not res.degraded:  # a fallback answer is not stored
+                original = {"tiers": [r.tier for r in res.runs], "cost_usd": res.cost_usd,
+                            "latency_s": res.latency_s, "prompt_tokens": res.prompt_tokens,
+                            "completion_tokens": res.completion_tokens}
+                try:
+                    self.cache.put(question, key, res.answer, res.route, original)
+                except Exception as e:
+                    log.warning("semantic cache store failed (the answer is returned all the same): %s", e)
+                    res.cache_error = f"{type(e).__name__}: {e}"
+        return res
+
+    def _through_tiers(self, question: str, context: str | None, task: str, budget: int, i0: int) -> CascadeResult:
+        """The tiers from ``i0`` on, each gate deciding (see :meth:`answer`)."""
         res = CascadeResult(question, "", "", [], [], start=self.tiers[i0].name)
         n = len(self.tiers)
         for i in range(i0, n):
@@ -367,7 +429,9 @@ class Cascade:
         return res
 
     def close(self) -> None:
-        """Close every tier (a backend shared by two tiers is closed once)."""
+        """Close every tier (a backend shared by two tiers is closed once) and the cache."""
+        if self.cache is not None:
+            self.cache.close()
         seen: set[int] = set()
         for t in self.tiers:
             if id(t.backend) not in seen:

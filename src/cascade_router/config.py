@@ -132,6 +132,7 @@ class CascadeConfig:
                                                              TierConfig(DEFAULT_LLM, name="llm")])
     max_tokens: int = 24
     on_llm_error: str = "degrade"
+    cache: Any = None  # stages.cache.CacheSettings: the semantic cache, when enabled
     source: str | None = field(default=None, compare=False)  # the file it was read from, for messages
 
     def __post_init__(self) -> None:
@@ -288,7 +289,32 @@ def _tier(d: Any, where: str, src: str, base: Path | None, allow: frozenset = fr
     return TierConfig(**d)
 
 
-_SECTIONS = ("tiers", "slm", "llm", "router", "cascade")
+_SECTIONS = ("tiers", "slm", "llm", "router", "cascade", "cache")
+
+
+def _cache_section(c: Any, source: str, base: Path | None):
+    """The ``[cache]`` section as :class:`~cascade_router.stages.cache.CacheSettings`."""
+    from .stages.cache import CacheSettings
+
+    if not isinstance(c, Mapping):
+        raise ConfigError(f"{source}: [cache] must be a table (path, threshold, ttl, max_entries, embedder, redis_url)")
+    known = {f.name for f in fields(CacheSettings)}
+    bad = set(c) - known
+    if bad:
+        raise ConfigError(f"{source}: [cache] unknown field(s) {sorted(bad)}; valid: {sorted(known)}")
+    c = dict(c)
+    for key in ("path", "embedder", "redis_url"):
+        if key in c and not isinstance(c[key], str):
+            raise ConfigError(f"{source}: [cache] {key} must be a string, got {c[key]!r}")
+    for key in ("threshold", "ttl"):
+        if key in c and (isinstance(c[key], bool) or not isinstance(c[key], (int, float))):
+            raise ConfigError(f"{source}: [cache] {key} must be a number, got {c[key]!r}")
+    if "path" in c:
+        c["path"] = _resolve_path(c["path"], base)
+    try:
+        return CacheSettings(**c)
+    except ValueError as e:
+        raise ConfigError(f"{source}: [cache] {e}") from None
 
 
 def config_from_dict(d: Mapping[str, Any], source: str = "config", base_dir: str | Path | None = None) -> CascadeConfig:
@@ -353,6 +379,8 @@ def config_from_dict(d: Mapping[str, Any], source: str = "config", base_dir: str
         if casc["on_llm_error"] not in ("degrade", "fail"):
             raise ConfigError(f"{source}: [cascade] on_llm_error must be 'degrade' or 'fail'")
         cfg.on_llm_error = casc["on_llm_error"]
+    if "cache" in d:
+        cfg.cache = _cache_section(d["cache"], source, base)
     for i, t in enumerate(cfg.tiers):
         spec = cfg.gate_spec(i)
         if spec is None:
@@ -435,6 +463,20 @@ def build_cascade(cfg: CascadeConfig, seed: int = 0):
         for b in opened.values():
             b.close()
         raise
+    cache = None
+    if cfg.cache is not None:
+        from .stages.cache import CacheError, open_cache
+
+        try:
+            cache = open_cache(cfg.cache)
+        except (CacheError, ValueError) as e:
+            for b in opened.values():
+                b.close()
+            raise ConfigError(f"{where}[cache] {e}") from None
+        except Exception:
+            for b in opened.values():
+                b.close()
+            raise
     return Cascade(tiers, gates, max_tokens=cfg.max_tokens,
                    on_error="raise" if cfg.on_llm_error == "fail" else "degrade",
-                   gate_labels=cfg.gate_labels())
+                   gate_labels=cfg.gate_labels(), cache=cache)

@@ -27,9 +27,12 @@ _INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060\x00"
 @click.option("--router", "-r", default=None, help="The gate after the first tier: router name or JSON file (default seed-v1).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Cascade config (.toml/.yaml/.json): [slm]/[llm] or [[tiers]].")
 @click.option("--task", type=click.Choice(TASKS), default=None, help="Prompt style (default: squad with a passage, open without).")
+@click.option("--cache", "use_cache", is_flag=True,
+              help="Enable the semantic cache (SQLite in the cache directory, or the config's [cache] section): "
+                   "repeated and paraphrased questions on the same passage are answered from earlier answers.")
 @click.option("--threads", type=int, default=None, help="llama.cpp threads per model (default: all cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
-def command(question, context, context_file, slm, llm, router, config_path, task, threads, as_json):
+def command(question, context, context_file, slm, llm, router, config_path, task, use_cache, threads, as_json):
     """Answer QUESTION with the first tier; each gate accepts the answer or escalates to the
     next tier (a gate after the last tier may abstain)."""
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
@@ -46,7 +49,7 @@ def command(question, context, context_file, slm, llm, router, config_path, task
         fail(f"--context-file {context_file} is empty" if context_file is not None else
              "--context is empty (leave it out to ask without a passage)")
     check_specs(slm, llm)
-    cfg = resolve_config(config_path, slm, llm, router, threads)
+    cfg = resolve_config(config_path, slm, llm, router, threads, cache=use_cache)
     task = task or ("squad" if context else "open")
     from ..config import ConfigError, build_cascade
 
@@ -82,6 +85,10 @@ def _print_result(res) -> None:
             click.echo(str(r))
     if res.abstained:
         click.echo("answered by: abstain")
+    elif res.cache is not None:
+        h = res.cache
+        click.echo(f"answered by: cache ({h.kind} match, similarity {h.similarity:.3f}, of {h.question!r}; "
+                   f"first answered by {h.route}, {h.age_s:.0f} s ago)")
     else:
         run = res.run(res.route)
         click.echo(f"answered by: {res.route} ({run.model if run is not None else '?'})")
@@ -90,3 +97,7 @@ def _print_result(res) -> None:
     for r in res.runs:
         click.echo(f"{r.tier} answer: {r.answer!r}")
     click.echo(f"tokens: {res.total_tokens}  latency: {res.latency_s:.2f} s  cost: ${res.cost_usd:.8f}")
+    if res.cache_status == "miss":
+        click.echo("cache: miss (answer stored)" if res.cache_error is None else f"cache: miss ({res.cache_error})")
+    elif res.cache_error:
+        click.echo(f"cache: error ({res.cache_error})")

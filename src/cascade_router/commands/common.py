@@ -24,10 +24,12 @@ def resolve_config(
     llm: str | None,
     router: str | None,
     threads: int | None = None,
+    cache: bool = False,
 ) -> CascadeConfig:
     """The config file's settings (or the defaults) with command-line options on top:
     ``--slm`` replaces the first tier's model, ``--llm`` the last tier's, ``--router`` the gate
-    after the first tier, ``--threads`` every tier's threads."""
+    after the first tier, ``--threads`` every tier's threads, ``--cache`` enables the semantic
+    cache (a ``[cache]`` section in the file enables it too)."""
     try:
         cfg = load_config(config_path) if config_path else CascadeConfig()
     except ConfigError as e:
@@ -38,6 +40,10 @@ def resolve_config(
     if threads:
         for t in cfg.tiers:
             t.threads = threads
+    if cache and cfg.cache is None:  # --cache: the semantic cache with its defaults
+        from ..stages.cache import CacheSettings
+
+        cfg.cache = CacheSettings()
     if router:
         if len(cfg.tiers) < 2:
             fail("--router: the cascade has one tier, so there is no gate to set")

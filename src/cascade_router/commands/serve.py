@@ -30,6 +30,15 @@ def _tiers_label(cascade) -> str:
     return ",".join(f"{t.name}:{t.model_id}" for t in cascade.tiers)
 
 
+def _cache_label(cascade) -> str:
+    """``off``, or the semantic cache's store and threshold for the banner."""
+    c = getattr(cascade, "cache", None)
+    if c is None:
+        return "off"
+    where = getattr(c.store, "path", None) or getattr(c.store, "url", "redis")
+    return f"{where} (threshold {c.threshold:g}, {c.store.size()} entries)"
+
+
 def _gates_label(cascade) -> str:
     """``after:router,...`` for the banner: each gate's router label by the tier it follows (the
     abstain gate after the last tier is marked ``(abstain)``)."""
@@ -49,6 +58,9 @@ def _gates_label(cascade) -> str:
 @click.option("--slm", default=None, help="SLM spec (default smollm2-135m).")
 @click.option("--llm", default=None, help="LLM spec (default gemma3-270m).")
 @click.option("--router", "-r", default=None, help="Router name or JSON file (default seed-v1).")
+@click.option("--cache", "use_cache", is_flag=True,
+              help="Enable the semantic cache (SQLite in the cache directory, or the config's [cache] section): "
+                   "repeated and paraphrased questions on the same passage are answered from earlier answers.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="llama.cpp threads per model (default: all cores).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to bind. A non-loopback address requires --api-key-env.")
@@ -66,7 +78,7 @@ def _gates_label(cascade) -> str:
               help="Largest max_tokens a request may ask for (per tier); more get HTTP 400.")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True, help="uvicorn log level.")
-def command(config_path, slm, llm, router, threads, host, port, api_key_env, max_concurrency, max_queue,
+def command(config_path, slm, llm, router, use_cache, threads, host, port, api_key_env, max_concurrency, max_queue,
             max_body_bytes, max_tokens_cap, log_level):
     """Serve the cascade behind an OpenAI-compatible API (/v1/chat/completions, /v1/completions,
     /v1/models, /health, /metrics).
@@ -92,7 +104,7 @@ def command(config_path, slm, llm, router, threads, host, port, api_key_env, max
         fail(f"refusing to bind non-loopback address {host} without API keys: "
              "set --api-key-env VAR with the key(s) in $VAR, or bind 127.0.0.1")
     check_specs(slm, llm)
-    cfg = resolve_config(config_path, slm, llm, router, threads)
+    cfg = resolve_config(config_path, slm, llm, router, threads, cache=use_cache)
     sock = _bind(host, port)
     from ..config import ConfigError, build_cascade
 
@@ -111,7 +123,8 @@ def command(config_path, slm, llm, router, threads, host, port, api_key_env, max
 
             shown = f"[{host}]" if ":" in host else host
             click.echo(f"cascade-router: tiers={_tiers_label(cascade)} gates={_gates_label(cascade) or '-'} "
-                       f"on_llm_error={cfg.on_llm_error} auth={'on' if keys else 'off'}; "
+                       f"on_llm_error={cfg.on_llm_error} auth={'on' if keys else 'off'} "
+                       f"cache={_cache_label(cascade)}; "
                        f"OpenAI base URL http://{shown}:{sock.getsockname()[1]}/v1", err=True)
             uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="off")).run(sockets=[sock])
         finally:

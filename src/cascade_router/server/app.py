@@ -81,6 +81,9 @@ from .wire import error_body, error_response  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
+#: The request header that bypasses the semantic cache (value ``no-cache``).
+CACHE_CONTROL_HEADER = "x-cascade-cache-control"
+
 #: Aliases of the first and the last tier (when no tier is literally named so).
 FIRST_ALIAS, LAST_ALIAS = "slm", "llm"
 
@@ -210,7 +213,7 @@ class ServerState:
                                param=param, code="max_tokens_exceeded")
         return int(requested)
 
-    async def answer(self, q: Query, start: str | None, max_tokens: int) -> CascadeResult | JSONResponse:
+    async def answer(self, q: Query, start: str | None, max_tokens: int, use_cache: bool = True) -> CascadeResult | JSONResponse:
         """Run the cascade from ``start`` (a tier name, None: the first) in a worker thread
         (bounded), record metrics; an error response on failure."""
         s = self.settings
@@ -220,7 +223,8 @@ class ServerState:
                      f"{s.max_concurrency} running + {s.max_queue} queued); retry later",
                 "rate_limit_error", None, "queue_full", headers={"Retry-After": "1"})
         self.pending += 1
-        call = partial(self.cascade.answer, q.question, q.passage, task=q.task, max_tokens=max_tokens, start=start)
+        kw = {"use_cache": use_cache} if getattr(self.cascade, "cache", None) is not None else {}
+        call = partial(self.cascade.answer, q.question, q.passage, task=q.task, max_tokens=max_tokens, start=start, **kw)
         try:
             res = await anyio.to_thread.run_sync(call, limiter=self.limiter)
         except ModelError as e:
@@ -236,6 +240,8 @@ class ServerState:
             return error_response(500, f"internal error: {type(e).__name__}: {e}", "server_error")
         finally:
             self.pending -= 1
+        if not use_cache and getattr(self.cascade, "cache", None) is not None:
+            res.cache_status = "bypass"
         self.metrics.record_result(res, "started" if start is not None else "routed")
         return res
 
@@ -310,9 +316,11 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
     def _bad(e: RequestError) -> JSONResponse:
         return error_response(400, str(e), param=e.param, code=e.code)
 
-    async def _answered(q: Query, model_field: str | None, max_tokens: int, id_prefix: str):
-        """Answer through the cascade; ``(error_response, None)`` or ``(result, wire.Meta)``."""
-        res = await state.answer(q, state.tiers.resolve(model_field), max_tokens)
+    async def _answered(q: Query, model_field: str | None, max_tokens: int, id_prefix: str, request: Request):
+        """Answer through the cascade; ``(error_response, None)`` or ``(result, wire.Meta)``.
+        ``x-cascade-cache-control: no-cache`` bypasses the semantic cache."""
+        no_cache = "no-cache" in request.headers.get(CACHE_CONTROL_HEADER, "").lower()
+        res = await state.answer(q, state.tiers.resolve(model_field), max_tokens, use_cache=not no_cache)
         if isinstance(res, Response):
             return res, None
         return res, wire.meta(res, q, max_tokens, id_prefix)
@@ -325,7 +333,7 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
         return bool(req.stream_options and req.stream_options.include_usage)
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(req: ChatCompletionRequest):
+    async def chat_completions(req: ChatCompletionRequest, request: Request):
         """OpenAI chat completions through the cascade (see module docstring)."""
         try:
             q = query_from_chat(req)
@@ -335,7 +343,7 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
                 max_tokens = state.budget(req.max_tokens)
         except RequestError as e:
             return _bad(e)
-        res, meta = await _answered(q, req.model, max_tokens, "chatcmpl")
+        res, meta = await _answered(q, req.model, max_tokens, "chatcmpl", request)
         if meta is None:
             return res
         if not req.stream:
@@ -343,14 +351,14 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
         return _stream(wire.chat_events(meta, res.answer, _include_usage(req)), res)
 
     @app.post("/v1/completions")
-    async def completions(req: CompletionRequest):
+    async def completions(req: CompletionRequest, request: Request):
         """OpenAI (legacy) completions through the cascade: ``prompt`` is the question text."""
         try:
             q = query_from_prompt(req)
             max_tokens = state.budget(req.max_tokens)
         except RequestError as e:
             return _bad(e)
-        res, meta = await _answered(q, req.model, max_tokens, "cmpl")
+        res, meta = await _answered(q, req.model, max_tokens, "cmpl", request)
         if meta is None:
             return res
         if not req.stream:

@@ -74,10 +74,16 @@ class ServerMetrics:
         self.tier_latency = Histogram("cascade_tier_latency_seconds", "Seconds per successful tier call",
                                       ["tier"], buckets=_LATENCY_BUCKETS, registry=r)
         self.cost = Counter("cascade_cost_usd", "Dollars spent over every tier that ran", registry=r)
+        self.cache_lookups = Counter("cascade_cache_lookups", "Semantic cache lookups by result (hit|miss|bypass)",
+                                     ["result"], registry=r)
+        self.cache_errors = Counter("cascade_cache_errors",
+                                    "Semantic cache lookups or writes that failed (the tiers answered)", registry=r)
         Gauge("cascade_in_flight_requests", "Cascade calls running in worker threads",
               registry=r).set_function(in_flight)
         Gauge("cascade_queued_requests", "Admitted requests waiting for a worker thread",
               registry=r).set_function(queued)
+        for result in ("hit", "miss", "bypass"):
+            self.cache_lookups.labels(result)
         tiers = list(tiers)
         for i, name in enumerate(tiers):
             for outcome in ("ok", "error"):
@@ -118,6 +124,10 @@ class ServerMetrics:
             self.abstentions.inc()
         if res.degraded:
             self.degraded.inc()
+        if res.cache_status is not None:
+            self.cache_lookups.labels(res.cache_status).inc()
+        if res.cache_error is not None:
+            self.cache_errors.inc()
         self.answers.labels(res.route, mode).inc()
         self.cost.inc(max(0.0, float(res.cost_usd)))
 

@@ -21,7 +21,11 @@ the JSON OpenAI clients expect.
   ``latency_s``, ``finish_reason``, ``truncated_context``, ``cost_usd``, ``signals``);
   ``gates``: every gate decision, in order (``after``, ``router``, ``score``, ``threshold``,
   ``outcome`` accept|escalate|abstain, ``reasons``); ``failures``: ``[{tier, error}]``;
-  ``cost_usd`` (dollars over every tier that ran) and ``latency_s`` (seconds, summed).
+  ``cost_usd`` (dollars over every tier that ran) and ``latency_s`` (seconds, summed);
+  ``cache``: null without a cache, else ``status`` (hit|miss|bypass), ``error``, and for a hit
+  ``kind`` (exact|semantic), ``similarity``, ``cached_question``, ``original_route``, ``age_s``,
+  ``lookup_s``, ``original`` (the first answer's tiers, cost, tokens). A hit has route and model
+  ``cache``, no tier runs and zero ``usage``.
 
   Values pass through :func:`cascade_router.jsonsafe.json_safe`: an undefined signal (nan) is
   ``null``, an infinite score (``always-llm``) is the string ``"inf"``.
@@ -37,7 +41,7 @@ from typing import AsyncIterator, NamedTuple
 
 from fastapi.responses import JSONResponse
 
-from ..cascade import ABSTAIN_ROUTE, CascadeResult
+from ..cascade import ABSTAIN_ROUTE, CACHE_ROUTE, CascadeResult
 from ..jsonsafe import json_safe
 from .schemas import Query
 
@@ -79,8 +83,8 @@ class Meta(NamedTuple):
 
 def answering_model(res: CascadeResult) -> str:
     """The response's ``model``: the model id of the tier whose answer is final, or ``abstain``."""
-    if res.route == ABSTAIN_ROUTE:
-        return ABSTAIN_MODEL
+    if res.route in (ABSTAIN_ROUTE, CACHE_ROUTE):
+        return res.route
     run = res.run(res.route)
     return run.model if run is not None else res.route
 
@@ -104,6 +108,8 @@ def headers(res: CascadeResult) -> dict:
     h = {"x-cascade-route": res.route}
     if res.degraded:
         h["x-cascade-degraded"] = "true"
+    if res.cache_status is not None:
+        h["x-cascade-cache"] = "hit" if res.cache_status == "hit" else "miss"
     return h
 
 
@@ -136,7 +142,21 @@ def extension(res: CascadeResult, q: Query, max_tokens: int) -> dict:
         "failures": [{"tier": f.tier, "error": f.error} for f in res.failures],
         "cost_usd": res.cost_usd,
         "latency_s": res.latency_s,
+        "cache": _cache_object(res),
     })
+
+
+def _cache_object(res: CascadeResult) -> dict | None:
+    """``{"status": hit|miss|bypass, ...}``; for a hit the matched question, its similarity, the
+    original route (the tier that answered it first), its age and what it cost then."""
+    if res.cache_status is None:
+        return None
+    out: dict = {"status": res.cache_status, "error": res.cache_error}
+    hit = res.cache
+    if hit is not None:
+        out.update(kind=hit.kind, similarity=hit.similarity, cached_question=hit.question,
+                   original_route=hit.route, age_s=hit.age_s, lookup_s=hit.lookup_s, original=hit.original)
+    return out
 
 
 def meta(res: CascadeResult, q: Query, max_tokens: int, id_prefix: str) -> Meta:

@@ -1,6 +1,7 @@
 """The semantic cache: a stage before the first tier that answers from earlier answers.
 
-Lookup order: an **exact** match of the question (case and spacing ignored), then the
+Lookup order: an **exact** match of the question (case, spacing and a trailing ``?`` ignored:
+:func:`normalise_question`, the form that is also embedded), then the
 **nearest** earlier question by cosine similarity of their embeddings, if at or above the
 threshold. Both are searched only among entries with the same **cache key**: the task, a
 sha256 of the passage (a question about another passage is never answered), the answer budget,
@@ -12,7 +13,7 @@ Storage: :class:`SQLiteCacheStore` (the embedded default) keeps entries in one S
 a usearch HNSW vector index per cache key in memory, built from the file on first use (usearch
 was chosen over numpy brute force and faiss by ``benchmarks/cache_index.py``). :class:`RedisCacheStore`
 is the same interface on a Redis server shared by several server replicas. Entries expire after
-``ttl_s`` seconds and the oldest-used go beyond ``max_entries``.
+``ttl`` seconds and the least recently used go beyond ``max_entries``.
 
 A failing store or embedder never fails a request: :func:`answer_with_cache` logs, counts the
 error and answers through the cascade.
@@ -53,7 +54,7 @@ class CacheSettings:
         path: the SQLite file (default ``CACHE_DIR/semantic-cache.sqlite``); ignored with ``redis_url``.
         threshold: cosine similarity at or above which an earlier question answers (default
             0.95, measured: README "Semantic cache").
-        ttl_s: seconds an entry lives (None: forever).
+        ttl: seconds an entry lives (None: forever).
         max_entries: entries kept; the least recently used go first beyond it.
         embedder: ``minilm`` (embedded) or ``MODEL@BASE_URL``.
         redis_url: ``redis://HOST:PORT/DB`` to share one cache between replicas.
@@ -61,7 +62,7 @@ class CacheSettings:
 
     path: str | None = None
     threshold: float = 0.95
-    ttl_s: float | None = 7 * 24 * 3600.0
+    ttl: float | None = 7 * 24 * 3600.0
     max_entries: int = 100_000
     embedder: str = "minilm"
     redis_url: str | None = None
@@ -69,8 +70,8 @@ class CacheSettings:
     def __post_init__(self) -> None:
         if not 0.0 < float(self.threshold) <= 1.0:
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold!r}")
-        if self.ttl_s is not None and not float(self.ttl_s) > 0:
-            raise ValueError(f"ttl_s must be > 0 seconds (or absent for no expiry), got {self.ttl_s!r}")
+        if self.ttl is not None and (isinstance(self.ttl, bool) or not float(self.ttl) > 0):
+            raise ValueError(f"ttl must be > 0 seconds (or absent for no expiry), got {self.ttl!r}")
         if isinstance(self.max_entries, bool) or not isinstance(self.max_entries, int) or self.max_entries < 1:
             raise ValueError(f"max_entries must be a positive integer, got {self.max_entries!r}")
 
@@ -98,8 +99,10 @@ class CacheHit:
 
 
 def normalise_question(q: str) -> str:
-    """The exact-match form of a question: lower case, spacing collapsed, trimmed."""
-    return re.sub(r"\s+", " ", q).strip().lower()
+    """The form of a question that is matched and embedded: lower case, spacing collapsed,
+    trailing ``?``/``.``/``!`` and spaces removed (for MiniLM a missing question mark alone moves
+    the cosine similarity of a question to itself from 1.0 to about 0.9)."""
+    return re.sub(r"\s+", " ", q).strip().lower().rstrip("?.! ").strip()
 
 
 def cache_key(task: str, passage: str | None, fingerprint: str, max_tokens: int, start: str | None) -> str:
@@ -275,7 +278,7 @@ class SemanticCache:
         if found is not None:
             entry, created = found
             return _hit("exact", 1.0, entry, now - created, time.perf_counter() - t0)
-        vec = self.embedder.embed([question])[0]
+        vec = self.embedder.embed([normalise_question(question)])[0]
         near = self.store.nearest(key, vec, now)
         if near is not None and near[2] >= self.threshold - 1e-6:
             entry, created, sim = near
@@ -284,7 +287,7 @@ class SemanticCache:
 
     def put(self, question: str, key: str, answer: str, route: str, original: dict[str, Any]) -> None:
         """Store an answer. Raises what the store or embedder raises."""
-        vec = self.embedder.embed([question])[0]
+        vec = self.embedder.embed([normalise_question(question)])[0]
         entry = {"question": question, "answer": answer, "route": route, "original": original}
         self.store.add(key, normalise_question(question), vec, entry, time.time())
 
@@ -310,7 +313,7 @@ def open_cache(settings: CacheSettings, default_dir: Path | None = None, threads
     if settings.redis_url:
         from .redis_store import RedisCacheStore
 
-        store: CacheStore = RedisCacheStore(settings.redis_url, settings.ttl_s, settings.max_entries)
+        store: CacheStore = RedisCacheStore(settings.redis_url, settings.ttl, settings.max_entries)
     else:
         if settings.path:
             path = Path(settings.path).expanduser()
@@ -318,7 +321,7 @@ def open_cache(settings: CacheSettings, default_dir: Path | None = None, threads
             from ..models.registry import cache_dir
 
             path = (default_dir or cache_dir()) / "semantic-cache.sqlite"
-        store = SQLiteCacheStore(path, settings.ttl_s, settings.max_entries)
+        store = SQLiteCacheStore(path, settings.ttl, settings.max_entries)
     try:
         embedder = load_embedder(settings.embedder, threads=threads)
     except Exception:
