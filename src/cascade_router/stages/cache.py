@@ -165,6 +165,10 @@ class SQLiteCacheStore:
         return self.ttl_s is None or now - created <= self.ttl_s
 
     def _index(self, key: str):
+        try:  # onnxruntime first: importing it after usearch (whose wheel links libstdc++
+            import onnxruntime  # noqa: F401  statically) segfaults the process (usearch 2.26, ort 1.32)
+        except ImportError:
+            pass
         from usearch.index import Index
 
         ix = self._indexes.get(key)
