@@ -58,12 +58,26 @@ def _analyse_and_write(run_dir: Path, identity: dict, cfg: CascadeConfig | None,
             gates.append((router_label(spec), build_router(spec, seed=seed)))
         except ValueError as e:
             fail(f"gate router {router_label(spec)!r}: {e}")
-    res = analyse(run, seed=seed, extra_routers=extra_routers, gates=gates)
+    embeddings = _embeddings(run_dir, examples)
+    res = analyse(run, seed=seed, extra_routers=extra_routers, gates=gates, embeddings=embeddings)
     extra = dict(extra or {}, extra_routers=sorted(extra_routers or {}))
     if gate_specs and len(run.names) >= 3:
         extra["gate_specs"] = gate_specs
     paths = write_report(run_dir, identity, run, res, extra)
     return run, res, paths
+
+
+def _embeddings(run_dir: Path, examples):
+    """The run's question embeddings (offline, cached in the run directory) for the
+    pre-generation router's rows; None with a warning when the embedder is unavailable."""
+    from ..embeddings import EmbeddingError
+    from ..evaluation.runs import question_embeddings
+
+    try:
+        return question_embeddings(run_dir, examples)
+    except (EmbeddingError, OSError) as e:
+        click.echo(f"warning: no question embeddings ({e}); the pre-generation router is left out", err=True)
+        return None
 
 
 def _print_summary(run, res, paths) -> None:

@@ -403,6 +403,28 @@ class AbstainAnalysis:
 
 
 @dataclass
+class PreGenAnalysis:
+    """The pre-generation router on the test split (question embeddings; see
+    :class:`cascade_router.routers.pregen.EmbeddingRouter`).
+
+    Attributes:
+        embedder: the embedder spec of the vectors.
+        points: at each target rate, the routing chosen on calibration, measured on test:
+            ``pregen @R%`` (escalated questions skip the first tier: they pay the last tier only)
+            and ``logistic @R%`` (the post-generation logistic gate at the same target, for the
+            cost comparison).
+        saved_usd_per_1k: dollars per 1,000 questions the pre-generation routing saves against
+            paying the first tier on the same escalated questions, per target.
+        knn_k: neighbours of the kNN gain estimate fed to ``logistic + knn_gain``.
+    """
+
+    embedder: str
+    points: dict[str, Point]
+    saved_usd_per_1k: dict[str, float]
+    knn_k: int
+
+
+@dataclass
 class Analysis:
     """Every number of the report (see :func:`analyse`)."""
 
@@ -415,13 +437,15 @@ class Analysis:
     test_baselines: dict[str, float] | None = None
     chain: ChainAnalysis | None = None
     abstain: AbstainAnalysis | None = None
+    pregen: PreGenAnalysis | None = None
 
 
 # --------------------------------------------------------------------------- the analysis
 
 
 def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5, extra_routers: Mapping[str, Any] | None = None,
-            gates: Sequence[tuple[str, Router]] | None = None) -> Analysis:
+            gates: Sequence[tuple[str, Router]] | None = None, embeddings: Mapping[str, np.ndarray] | None = None,
+            embedder: str = "minilm") -> Analysis:
     """Every number of the report.
 
     Args:
@@ -432,6 +456,10 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5, extra_rout
             the pair: as they are (fixed points) and swept (curves). A learned one must be fitted.
         gates: the configured chain's gates ``[(label, router), ...]``, one per tier but the last
             (and an optional abstain gate): used by the chain analysis (three tiers or more).
+        embeddings: question id -> question embedding (``embedder``'s unit vectors) for every
+            scored question: adds the pre-generation router (``pregen:embedding``) and the
+            logistic gate with a kNN gain estimate (``logistic + knn_gain``) to the curves, and
+            :class:`PreGenAnalysis`.
 
     Returns:
         :class:`Analysis`: ``points`` fixed pair routings on all scored questions (always the
@@ -491,6 +519,8 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5, extra_rout
             setattr(entry, f"target{int(rate * 100)}", Target(t, pm.llm_call_rate, pm.f1))
         out.curves[name] = entry
         out.curve_objects.append((c, cost_curve(c, tc, lc)))
+    if embeddings is not None and all(x.ex.id in embeddings for x in run.records):
+        out.pregen = _pregen(out, calib, test, embeddings, embedder, routers.get("logistic"))
     for c in (random_curve(tf, tl), oracle_curve(tf, tl)):
         out.curves[c.name] = CurveSummary(**summarize(c, tq_first, tq_last))
         out.curve_objects.append((c, cost_curve(c, tc, lc)))
@@ -501,6 +531,94 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5, extra_rout
     if run.dataset == "squad-v2.0":
         out.abstain = analyse_abstain(calib, test, *_abstain_base(out, routers.get("logistic"), calib, test, gates))
     return out
+
+
+# --------------------------------------------------------------------------- pre-generation
+
+
+#: Neighbours of the kNN gain estimate.
+KNN_K = 10
+
+
+def knn_gain(X_ref: np.ndarray, gain_ref: np.ndarray, X: np.ndarray, k: int = KNN_K, exclude_self: bool = False) -> np.ndarray:
+    """The mean gain (last tier's F1 minus first tier's) of each row's ``k`` nearest reference
+    questions by cosine similarity of unit embeddings, shape ``(len(X),)``; ``exclude_self``
+    leaves a row's own entry out (``X`` is ``X_ref``: a leave-one-out estimate)."""
+    sims = X @ X_ref.T
+    if exclude_self:
+        np.fill_diagonal(sims, -np.inf)
+    k = max(1, min(k, X_ref.shape[0] - int(exclude_self)))
+    nn = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    return gain_ref[nn].mean(axis=1)
+
+
+def _pregen(out: Analysis, calib: RunData, test: RunData, emb: Mapping[str, np.ndarray], embedder: str,
+            logistic: Router | None) -> PreGenAnalysis | None:
+    """Adds the ``pregen:embedding`` and ``logistic + knn_gain`` curves to ``out`` and returns
+    the cost comparison (see :class:`PreGenAnalysis`)."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from ..routers.pregen import EmbeddingRouter
+
+    first, last = calib.first, calib.last
+    Xc = np.stack([emb[x.ex.id] for x in calib.records]).astype(float)
+    Xt = np.stack([emb[x.ex.id] for x in test.records]).astype(float)
+    cf, cl = calib.arrays[first].f1, calib.arrays[last].f1
+    tf, tl = test.arrays[first].f1, test.arrays[last].f1
+    y, w = gain_labels(cf, cl)
+    if len(np.unique(y[w > 0])) < 2:
+        return None
+    q0, q1 = float(tf.mean()), float(tl.mean())
+    tc, lc = test.arrays[first].cost, test.arrays[last].cost
+    # the pre-generation router: escalated questions pay the last tier only
+    pre = EmbeddingRouter(embedder=embedder).fit(Xc, y, sample_weight=w)
+    s_cal, s_test = pre.decision_function(Xc), pre.decision_function(Xt)
+    c = sweep(s_test, tf, tl, name="pregen:embedding", nan_rank="last")
+    entry = CurveSummary(**summarize(c, q0, q1))
+    n = test.n
+    skip_cost = (tc.sum() + np.concatenate(([0.0], np.cumsum((lc - tc)[c.order])))[c.n_escalated]) / n
+    out.curve_objects.append((c, skip_cost))
+    points: dict[str, Point] = {}
+    saved: dict[str, float] = {}
+    for rate in TARGET_RATES:
+        t = threshold_for_rate(s_cal, rate, nan_rank="last")
+        m = escalate(s_test, t, nan_rank="last")
+        ran = np.zeros((n, len(test.names)), bool)
+        ran[:, 0], ran[:, -1] = ~m, m
+        p = route_metrics(test, np.where(m, len(test.names) - 1, 0), ran)
+        setattr(entry, f"target{int(rate * 100)}", Target(t, p.llm_call_rate, p.f1))
+        points[f"pregen @{int(rate * 100)}%"] = p
+        saved[f"{int(rate * 100)}%"] = 1000 * float(tc[m].sum()) / n
+        if logistic is not None:
+            tl_ = threshold_for_rate(logistic.decision_function(calib.signals(first)), rate, nan_rank="last")
+            points[f"logistic @{int(rate * 100)}%"] = point_metrics(
+                test, escalate(logistic.decision_function(test.signals(first)), tl_, nan_rank="last"))
+    out.curves["pregen:embedding"] = entry
+    # the post-generation logistic gate with the kNN gain estimate as one more feature
+    gain_c = cl - cf
+    kc = knn_gain(Xc, gain_c, Xc, exclude_self=True)
+    kt = knn_gain(Xc, gain_c, Xt)
+
+    def feats(run: RunData, k: np.ndarray) -> np.ndarray:
+        F = np.column_stack([np.array([r.get(sig, np.nan) for r in run.signals(first)], float) for sig in SIGNALS] + [k])
+        return np.where(np.isfinite(F), F, np.nan)
+
+    model = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression(max_iter=2000))
+    model.fit(feats(calib, kc), y, logisticregression__sample_weight=w)
+    s2_cal = model.predict_proba(feats(calib, kc))[:, 1]
+    s2_test = model.predict_proba(feats(test, kt))[:, 1]
+    c2 = sweep(s2_test, tf, tl, name="logistic + knn_gain", nan_rank="last")
+    e2 = CurveSummary(**summarize(c2, q0, q1))
+    for rate in TARGET_RATES:
+        t = threshold_for_rate(s2_cal, rate, nan_rank="last")
+        pm = point_metrics(test, escalate(s2_test, t, nan_rank="last"))
+        setattr(e2, f"target{int(rate * 100)}", Target(t, pm.llm_call_rate, pm.f1))
+    out.curves["logistic + knn_gain"] = e2
+    out.curve_objects.append((c2, cost_curve(c2, tc, lc)))
+    return PreGenAnalysis(embedder, points, saved, KNN_K)
 
 
 # --------------------------------------------------------------------------- chain

@@ -82,6 +82,10 @@ def summary_of(identity: dict[str, Any], run: RunData, res: Analysis, extra: dic
             "frontier": [{"thresholds": s.thresholds, "calibration": s.calibration.to_dict(), "test": s.test.to_dict()}
                          for s in c.frontier],
         }
+    if res.pregen is not None:
+        g = res.pregen
+        summary["pregen"] = {"embedder": g.embedder, "knn_k": g.knn_k, "saved_usd_per_1k": g.saved_usd_per_1k,
+                             "points": {k: p.to_dict() for k, p in g.points.items()}}
     if res.abstain is not None:
         a = res.abstain
         summary["abstain"] = {"gate": a.gate, "threshold": a.threshold, "base": a.base, "candidates": a.candidates,
@@ -244,6 +248,20 @@ def render_markdown(summary: dict[str, Any]) -> str:
         L += ["", f"Budget rows: the best setting on the calibration split whose cost stays within that share of the way "
               f"from {first} alone to every tier; measured on the test split. The frontier ({len(ch['frontier'])} settings) "
               "is in summary.json and chain.png.", "", "![The chain's cost-quality frontier](chain.png)"]
+    pg = summary.get("pregen")
+    if pg:
+        L += ["", "## Pre-generation router (test split)", "",
+              f"`pregen:embedding` decides from the question's embedding alone ({pg['embedder']}), before any tier runs: "
+              f"a question it escalates goes straight to {last} and does not pay for {first}. "
+              f"`logistic + knn_gain` is the post-generation logistic gate with one more feature, the mean {last}-minus-{first} "
+              f"F1 gain of the {pg['knn_k']} most similar calibration questions. Both curves are in the table above; at the "
+              "targets chosen on the calibration split:", ""]
+        L.append(f"| routing | F1 | {last} calls | $ / 1k questions | saved vs paying {first} first |")
+        L.append("|---|---|---|---|---|")
+        for name, p in pg["points"].items():
+            saved = pg["saved_usd_per_1k"].get(name.split("@")[-1]) if name.startswith("pregen") else None
+            L.append(f"| {name} | {_f(p['f1'])} | {_pct(p['llm_call_rate'])} | {_f(1000 * p['cost_per_question_usd'], 4)} | "
+                     f"{'–' if saved is None else '$' + _f(saved, 4)} |")
     ab = summary.get("abstain")
     if ab:
         L += ["", "## Abstention after the last tier (SQuAD v2.0, test split)", "",

@@ -170,3 +170,53 @@ def load_scored_run(run_dir: str | Path, ident: dict[str, Any], examples: Sequen
         raise RunError(str(e)) from None
     finally:
         store.close()
+
+
+def question_embeddings(run_dir: str | Path, examples: Sequence[QAExample], embedder_spec: str = "minilm",
+                        embedder=None) -> dict[str, Any]:
+    """Question embeddings of a run's questions, computed offline (no tier runs) and kept in
+    ``RUN_DIR/question-embeddings-SPEC.npz`` (arrays only, read with ``allow_pickle=False``) so a
+    report rebuilds without embedding again. Questions are embedded in the cache's normalised
+    form (:func:`cascade_router.stages.cache.normalise_question`), as the server embeds them.
+
+    Args:
+        run_dir: the run directory.
+        examples: the run's questions.
+        embedder_spec: ``minilm`` or ``MODEL@URL``.
+        embedder: an open embedder for that spec (default: opened here and closed after).
+
+    Returns:
+        question id -> unit vector.
+
+    Raises:
+        EmbeddingError: the embedder failed. ValueError: an unknown spec.
+    """
+    import re
+
+    import numpy as np
+
+    from ..stages.cache import normalise_question
+
+    path = Path(run_dir) / f"question-embeddings-{re.sub(r'[^A-Za-z0-9._-]+', '_', embedder_spec)}.npz"
+    have: dict[str, np.ndarray] = {}
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                have = dict(zip(z["ids"].tolist(), z["vectors"]))
+        except (OSError, ValueError, KeyError):
+            have = {}  # damaged: computed again below
+    todo = [ex for ex in examples if ex.id not in have]
+    if todo:
+        from ..embeddings import load_embedder
+
+        own = embedder is None
+        emb = load_embedder(embedder_spec) if own else embedder
+        try:
+            vecs = emb.embed([normalise_question(ex.question) for ex in todo])
+        finally:
+            if own:
+                emb.close()
+        have.update({ex.id: v for ex, v in zip(todo, vecs)})
+        ids = sorted(have)
+        np.savez(path, ids=np.array(ids), vectors=np.stack([have[i] for i in ids]).astype(np.float32))
+    return {ex.id: have[ex.id] for ex in examples}

@@ -14,13 +14,14 @@ from pathlib import Path
 from .base import Reason, Router, load_router_file, router_from_dict
 from .baselines import AlwaysLLM, AlwaysSLM, RandomRouter
 from .logistic import LogisticRouter, gain_labels
+from .pregen import EmbeddingRouter
 from .threshold import PRESETS, SignalRouter, ThresholdRouter, preset
 
 ROUTER_NAMES = (*PRESETS, "always-slm", "always-llm", "random")
 
 __all__ = [
     "Router", "Reason", "AlwaysSLM", "AlwaysLLM", "RandomRouter", "SignalRouter",
-    "ThresholdRouter", "LogisticRouter", "gain_labels", "PRESETS", "ROUTER_NAMES", "get_router",
+    "ThresholdRouter", "LogisticRouter", "EmbeddingRouter", "gain_labels", "PRESETS", "ROUTER_NAMES", "get_router",
     "router_from_dict", "load_router_file", "preset",
 ]
 
