@@ -187,6 +187,8 @@ class CascadeResult:
             or None (no cache, or bypassed).
         cache_error: the cache's error message when a lookup or store failed (the request was
             answered by the tiers all the same).
+        pregate: the pre-generation gate's decision (``after`` is ``"question"``; ``escalate``
+            means the first tier was skipped), or None.
     """
 
     question: str
@@ -201,6 +203,7 @@ class CascadeResult:
     cache: Any = None
     cache_status: str | None = None
     cache_error: str | None = None
+    pregate: GateDecision | None = None
 
     @property
     def degraded(self) -> bool:
@@ -261,6 +264,8 @@ class Cascade:
         gate_labels: a label per gate for results (default: the router's kind).
         cache: a :class:`cascade_router.stages.cache.SemanticCache`: a stage before the first
             tier that answers repeated and paraphrased questions (None: no cache).
+        pregate: a :class:`cascade_router.stages.pregate.PreGate`: a stage after the cache that
+            sends a question straight to a later tier from its embedding alone (None: none).
 
     Raises:
         ValueError: no tier, duplicate tier names, wrong number of gates, a missing gate, an
@@ -274,6 +279,7 @@ class Cascade:
     style: str = "short"
     gate_labels: list[str] | None = None
     cache: Any = None
+    pregate: Any = None
 
     def __post_init__(self) -> None:
         self.tiers = list(self.tiers)
@@ -299,13 +305,15 @@ class Cascade:
 
     def fingerprint(self) -> str:
         """sha256 hex of what decides an answer: every tier (name, model, prompt family, price),
-        every gate (its router's JSON: kind, params, fitted state), the prompt style. Part of
+        every gate (its router's JSON: kind, params, fitted state), the pre-generation gate, the
+        prompt style. Part of
         every semantic-cache key, so a changed cascade never reuses old answers."""
         from .jsonsafe import json_safe
 
         tiers = [[t.name, t.model_id, getattr(t.backend, "family", None), vars(t.price)] for t in self.tiers]
         gates = [g.to_dict() if g is not None else None for g in self.gates]
-        raw = json.dumps(json_safe([tiers, gates, self.style], nan="string"), sort_keys=True)
+        pre = None if self.pregate is None else [self.pregate.router.to_dict(), self.pregate.to]
+        raw = json.dumps(json_safe([tiers, gates, self.style, pre], nan="string"), sort_keys=True)
         return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
     @property
@@ -380,7 +388,17 @@ class Cascade:
             if hit is not None:
                 return CascadeResult(question, hit.answer, CACHE_ROUTE, [], [], 0.0, hit.lookup_s,
                                      start=self.tiers[i0].name, cache=hit, cache_status="hit")
+        decision = None
+        if self.pregate is not None and start is None:
+            try:
+                score, threshold, skip = self.pregate.decide(question)
+                decision = GateDecision("question", self.pregate.label, score, threshold, "escalate" if skip else "accept")
+                if skip:
+                    i0 = self.names.index(self.tier(self.pregate.to).name)
+            except Exception as e:  # a failing pre-generation gate never fails the request
+                log.warning("pre-generation gate failed (starting at the first tier): %s", e)
         res = self._through_tiers(question, context, task, budget, i0)
+        res.pregate = decision
         res.cache_error = cache_error
         if key is not None:
             res.cache_status = "miss"
@@ -432,6 +450,8 @@ class Cascade:
         """Close every tier (a backend shared by two tiers is closed once) and the cache."""
         if self.cache is not None:
             self.cache.close()
+        if self.pregate is not None:
+            self.pregate.close()
         seen: set[int] = set()
         for t in self.tiers:
             if id(t.backend) not in seen:

@@ -133,6 +133,7 @@ class CascadeConfig:
     max_tokens: int = 24
     on_llm_error: str = "degrade"
     cache: Any = None  # stages.cache.CacheSettings: the semantic cache, when enabled
+    pregate: dict | None = None  # {"path": router .json, "to": tier name}: the pre-generation gate
     source: str | None = field(default=None, compare=False)  # the file it was read from, for messages
 
     def __post_init__(self) -> None:
@@ -289,7 +290,7 @@ def _tier(d: Any, where: str, src: str, base: Path | None, allow: frozenset = fr
     return TierConfig(**d)
 
 
-_SECTIONS = ("tiers", "slm", "llm", "router", "cascade", "cache")
+_SECTIONS = ("tiers", "slm", "llm", "router", "cascade", "cache", "pregate")
 
 
 def _cache_section(c: Any, source: str, base: Path | None):
@@ -315,6 +316,28 @@ def _cache_section(c: Any, source: str, base: Path | None):
         return CacheSettings(**c)
     except ValueError as e:
         raise ConfigError(f"{source}: [cache] {e}") from None
+
+
+def _pregate_section(p: Any, source: str, base: Path | None, cfg: "CascadeConfig") -> dict:
+    """The ``[pregate]`` section: ``path`` (a router saved by ``calibrate --router pregen``) and
+    ``to`` (the tier a skipped question starts at; default the last)."""
+    if not isinstance(p, Mapping) or not isinstance(p.get("path"), str):
+        raise ConfigError(f"{source}: [pregate] must be a table with path = \"ROUTER.json\" (and optionally to = \"TIER\")")
+    bad = set(p) - {"path", "to"}
+    if bad:
+        raise ConfigError(f"{source}: [pregate] unknown field(s) {sorted(bad)}; valid: path, to")
+    to = p.get("to", cfg.last.name)
+    if to not in cfg.names[1:]:
+        raise ConfigError(f"{source}: [pregate] to must name a tier after the first ({', '.join(cfg.names[1:])}), got {to!r}")
+    out = {"path": _resolve_path(p["path"], base), "to": to}
+    try:
+        r = get_router(out["path"])
+    except ValueError as e:
+        raise ConfigError(f"{source}: [pregate] {e}") from None
+    if r.kind != "embedding-logistic":
+        raise ConfigError(f"{source}: [pregate] {out['path']} is a {r.kind!r} router; a pre-generation gate needs one "
+                          "made by `calibrate --router pregen`")
+    return out
 
 
 def config_from_dict(d: Mapping[str, Any], source: str = "config", base_dir: str | Path | None = None) -> CascadeConfig:
@@ -381,6 +404,8 @@ def config_from_dict(d: Mapping[str, Any], source: str = "config", base_dir: str
         cfg.on_llm_error = casc["on_llm_error"]
     if "cache" in d:
         cfg.cache = _cache_section(d["cache"], source, base)
+    if "pregate" in d:
+        cfg.pregate = _pregate_section(d["pregate"], source, base, cfg)
     for i, t in enumerate(cfg.tiers):
         spec = cfg.gate_spec(i)
         if spec is None:
@@ -477,6 +502,20 @@ def build_cascade(cfg: CascadeConfig, seed: int = 0):
             for b in opened.values():
                 b.close()
             raise
+    pregate = None
+    if cfg.pregate is not None:
+        from .embeddings import EmbeddingError, load_embedder
+        from .stages.pregate import PreGate
+
+        router = get_router(cfg.pregate["path"])
+        try:
+            pregate = PreGate(router, load_embedder(router.embedder), cfg.pregate["to"], Path(cfg.pregate["path"]).name)
+        except (EmbeddingError, ValueError) as e:
+            for b in opened.values():
+                b.close()
+            if cache is not None:
+                cache.close()
+            raise ConfigError(f"{where}[pregate] {e}") from None
     return Cascade(tiers, gates, max_tokens=cfg.max_tokens,
                    on_error="raise" if cfg.on_llm_error == "fail" else "degrade",
-                   gate_labels=cfg.gate_labels(), cache=cache)
+                   gate_labels=cfg.gate_labels(), cache=cache, pregate=pregate)

@@ -79,6 +79,10 @@ def _print_result(res) -> None:
     else:
         click.echo(res.answer if res.answer else "(no answer)")
     click.echo("")
+    if res.pregate is not None:
+        p = res.pregate
+        how = f"skipped to {res.start}" if p.outcome == "escalate" else "start at the first tier"
+        click.echo(f"pre-generation gate ({p.router}): score {p.score:.3f} vs threshold {p.threshold:g} -> {how}")
     for d in res.decisions:
         click.echo(f"gate after {d.after} ({d.router}): score {d.score:.3f} vs threshold {d.threshold:g} -> {d.outcome}")
         for r in d.reasons:

@@ -18,7 +18,8 @@ from .common import fail, load_scored_run, open_run
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--router", "-r", "router_spec", default="logistic", show_default=True,
-              help="logistic, a preset (seed-v1...), or signal:NAME:THRESHOLD (threshold re-chosen).")
+              help="logistic, a preset (seed-v1...), signal:NAME:THRESHOLD (threshold re-chosen), or pregen "
+                   "(a pre-generation gate on the question embedding, for a [pregate] section).")
 @click.option("--target-rate", type=float, default=None, help="LLM-call rate to aim for, in [0, 1] (at most this rate).")
 @click.option("--target-gap", type=float, default=None,
               help="Share of the SLM-to-LLM F1 gap to recover, in [0, 1] (cheapest threshold reaching it).")
@@ -49,6 +50,9 @@ def command(run_dir, router_spec, target_rate, target_gap, after, out_path):
     nxt = run.names[run.names.index(after) + 1]
     rows = run.signals(after)
     slm_q, llm_q = run.arrays[after].f1, run.arrays[nxt].f1
+    if router_spec == "pregen":
+        _calibrate_pregen(rd, examples, run, after, nxt, slm_q, llm_q, target_rate, target_gap, out_path)
+        return
     if router_spec == "logistic":
         y, w = gain_labels(slm_q, llm_q)
         if len(np.unique(y[w > 0])) < 2:
@@ -93,3 +97,37 @@ def command(run_dir, router_spec, target_rate, target_gap, after, out_path):
                            "calibration_questions": run.n, "llm_call_rate": float(esc.mean()),
                            "f1": 100 * float(f1), f"{after}_f1": 100 * float(slm_q.mean()),
                            f"{nxt}_f1": 100 * float(llm_q.mean())}), indent=2))
+
+
+def _calibrate_pregen(rd, examples, run, after, nxt, slm_q, llm_q, target_rate, target_gap, out_path) -> None:
+    """Fit an EmbeddingRouter on the run's question embeddings (computed offline, cached in the
+    run directory), choose its threshold, save it. Only ``--target-rate`` (the share sent
+    straight to the next tier)."""
+    from ..embeddings import EmbeddingError
+    from ..evaluation.curves import threshold_for_rate
+    from ..evaluation.runs import question_embeddings
+    from ..routers import EmbeddingRouter
+
+    if target_rate is None:
+        fail("--router pregen takes --target-rate (the share of questions sent straight to the next tier)")
+    try:
+        emb = question_embeddings(rd, examples)
+    except (EmbeddingError, OSError) as e:
+        fail(f"cannot embed the run's questions: {e}", code=1)
+    X = np.stack([emb[r.ex.id] for r in run.records])
+    y, w = gain_labels(slm_q, llm_q)
+    if len(np.unique(y[w > 0])) < 2:
+        fail(f"{nxt} never (or always) beats {after} in this run: nothing to learn")
+    router = EmbeddingRouter().fit(X, y, sample_weight=w)
+    scores = router.decision_function(X)
+    t = threshold_for_rate(scores, target_rate, nan_rank="last")
+    router = router.with_threshold(t)
+    esc = router.predict(X)
+    try:
+        router.save(out_path)
+    except OSError as e:
+        fail(f"--out {out_path}: {e.strerror or e}")
+    f1 = np.where(esc, llm_q, slm_q).mean()
+    click.echo(json.dumps(json_safe({"router": str(out_path), "kind": router.kind, "threshold": t, "after": after,
+                                     "next": nxt, "calibration_questions": run.n, "skip_rate": float(esc.mean()),
+                                     "f1": 100 * float(f1)}), indent=2))

@@ -25,7 +25,8 @@ the JSON OpenAI clients expect.
   ``cache``: null without a cache, else ``status`` (hit|miss|bypass), ``error``, and for a hit
   ``kind`` (exact|semantic), ``similarity``, ``cached_question``, ``original_route``, ``age_s``,
   ``lookup_s``, ``original`` (the first answer's tiers, cost, tokens). A hit has route and model
-  ``cache``, no tier runs and zero ``usage``.
+  ``cache``, no tier runs and zero ``usage``; ``pregate``: null, or the pre-generation gate's
+  ``router``, ``score``, ``threshold`` and ``outcome`` (``escalate``: the first tier was skipped).
 
   Values pass through :func:`cascade_router.jsonsafe.json_safe`: an undefined signal (nan) is
   ``null``, an infinite score (``always-llm``) is the string ``"inf"``.
@@ -143,6 +144,9 @@ def extension(res: CascadeResult, q: Query, max_tokens: int) -> dict:
         "cost_usd": res.cost_usd,
         "latency_s": res.latency_s,
         "cache": _cache_object(res),
+        "pregate": None if res.pregate is None else {
+            "router": res.pregate.router, "score": res.pregate.score, "threshold": res.pregate.threshold,
+            "outcome": res.pregate.outcome},
     })
 
 
