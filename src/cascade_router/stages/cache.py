@@ -116,7 +116,7 @@ class CacheStore(Protocol):
     """Where entries live. Vectors are unit float32 rows."""
 
     def exact(self, key: str, qnorm: str, now: float) -> tuple[dict, float] | None: ...
-    def nearest(self, key: str, vec: np.ndarray, now: float) -> tuple[dict, float] | None: ...
+    def nearest(self, key: str, vec: np.ndarray, now: float, min_sim: float = -1.0) -> tuple[dict, float, float] | None: ...
     def add(self, key: str, qnorm: str, vec: np.ndarray, entry: dict, now: float) -> None: ...
     def size(self) -> int: ...
     def close(self) -> None: ...
@@ -141,6 +141,7 @@ class SQLiteCacheStore:
         self.max_entries = int(max_entries)
         self._lock = threading.Lock()
         self._indexes: dict[str, Any] = {}  # key -> usearch Index of that key's row ids
+        self._db = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False)
@@ -157,8 +158,11 @@ class SQLiteCacheStore:
             fmt = self._db.execute("SELECT v FROM meta WHERE k = 'format'").fetchone()[0]
             self._db.commit()
         except (sqlite3.DatabaseError, OSError) as e:
+            if getattr(self, "_db", None) is not None:
+                self._db.close()
             raise CacheError(f"{self.path}: not a usable cache database ({e}); move it away or give another path") from None
         if fmt != "cascade-router semantic cache 1":
+            self._db.close()
             raise CacheError(f"{self.path}: a database of another kind ({fmt!r}); give another cache path")
 
     def _alive(self, created: float, now: float) -> bool:
@@ -192,7 +196,9 @@ class SQLiteCacheStore:
                 self._db.execute("UPDATE entries SET used = ? WHERE id = ?", (now, row[0]))
             return json.loads(row[1]), row[2]
 
-    def nearest(self, key: str, vec: np.ndarray, now: float) -> tuple[dict, float, float] | None:
+    def nearest(self, key: str, vec: np.ndarray, now: float, min_sim: float = -1.0) -> tuple[dict, float, float] | None:
+        """The most similar live entry under ``key`` if its cosine similarity is at least
+        ``min_sim`` (only then is it marked used), else None."""
         with self._lock:
             ix = self._index(key)
             if len(ix) == 0 or ix.ndim != vec.shape[0]:
@@ -202,6 +208,8 @@ class SQLiteCacheStore:
                 row = self._db.execute("SELECT entry, created FROM entries WHERE id = ?", (int(rid),)).fetchone()
                 if row is None or not self._alive(row[1], now):
                     continue
+                if 1.0 - float(dist) < min_sim:
+                    return None
                 with self._db:
                     self._db.execute("UPDATE entries SET used = ? WHERE id = ?", (now, int(rid)))
                 return json.loads(row[0]), row[1], 1.0 - float(dist)
@@ -283,8 +291,8 @@ class SemanticCache:
             entry, created = found
             return _hit("exact", 1.0, entry, now - created, time.perf_counter() - t0)
         vec = self.embedder.embed([normalise_question(question)])[0]
-        near = self.store.nearest(key, vec, now)
-        if near is not None and near[2] >= self.threshold - 1e-6:
+        near = self.store.nearest(key, vec, now, min_sim=self.threshold - 1e-6)
+        if near is not None:
             entry, created, sim = near
             return _hit("semantic", sim, entry, now - created, time.perf_counter() - t0)
         return None

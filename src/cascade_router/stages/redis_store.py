@@ -78,7 +78,7 @@ class RedisCacheStore:
         self._touch(int(rid), now)
         return got[0], got[1]
 
-    def nearest(self, key: str, vec: np.ndarray, now: float) -> tuple[dict, float, float] | None:
+    def nearest(self, key: str, vec: np.ndarray, now: float, min_sim: float = -1.0) -> tuple[dict, float, float] | None:
         best = None
         for rid in self._r.smembers(f"{PREFIX}k:{key}"):
             got = self._load(rid)
@@ -91,7 +91,7 @@ class RedisCacheStore:
             sim = float(v @ np.asarray(vec, np.float32))
             if best is None or sim > best[2]:
                 best = (entry, created, sim, int(rid))
-        if best is None:
+        if best is None or best[2] < min_sim:
             return None
         self._touch(best[3], now)
         return best[0], best[1], best[2]
