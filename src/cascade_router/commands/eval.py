@@ -87,10 +87,8 @@ def _print_summary(run, res, paths) -> None:
     for name in (f"always-{run.first}", f"always-{run.last}", "seed-v1", "seed-v2", "seed-v3", "oracle"):
         x = p[name]
         click.echo(f"  {name:11} F1 {x.f1:5.1f}  EM {x.exact:5.1f}  {run.last} calls {100 * x.llm_call_rate:5.1f}%")
-    best = max(((k, v) for k, v in res.curves.items() if k not in ("oracle", "random") and v.apgr == v.apgr),
-               key=lambda kv: kv[1].apgr, default=None)
-    if best:
-        click.echo(f"  best router on the test split by APGR: {best[0]} (APGR {best[1].apgr:.3f})")
+    if res.ranking is not None:
+        click.echo(f"  {res.ranking.line()}")
     if res.chain is not None:
         c = res.chain
         click.echo(f"  chain {' -> '.join(run.names)}: APGR {c.apgr:.3f} on the normalised cost axis (test split)")

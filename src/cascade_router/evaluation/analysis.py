@@ -33,6 +33,7 @@ from ..signals import SIGNALS, compute_signals
 from ..tiers import TierPrice
 from .costs import cost_curve, percentiles
 from .curves import Curve, escalate, oracle_curve, random_curve, summarize, sweep, threshold_for_rate
+from .stats import N_BOOT, Bootstrap, curve_intervals
 from .store import RunStore
 
 #: LLM-call-rate targets for which a threshold is chosen on the calibration split.
@@ -194,7 +195,8 @@ class Point:
     last tier ran (``llm_calls`` of them); dollars per question and in total; latency percentiles
     in seconds (tiers run in sequence). SQuAD v2.0 adds HasAns_*/NoAns_* (means over answerable /
     unanswerable questions, as evaluate-v2.0.py). ``answered_by`` (share per tier name and
-    ``abstain``) and ``abstain_rate`` are set for chains and abstention.
+    ``abstain``) and ``abstain_rate`` are set for chains and abstention; ``*_ci95`` are 95%
+    intervals by the passage bootstrap (:mod:`cascade_router.evaluation.stats`) where computed.
     """
 
     exact: float
@@ -213,16 +215,21 @@ class Point:
     NoAns_total: int | None = None
     answered_by: dict[str, float] | None = None
     abstain_rate: float | None = None
+    exact_ci95: list[float] | None = None
+    f1_ci95: list[float] | None = None
+    llm_call_rate_ci95: list[float] | None = None
+    cost_per_question_usd_ci95: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Fields in order; the optional ones only where set."""
         opt = {"HasAns_exact", "HasAns_f1", "HasAns_total", "NoAns_exact", "NoAns_f1", "NoAns_total",
-               "answered_by", "abstain_rate"}
+               "answered_by", "abstain_rate", "exact_ci95", "f1_ci95", "llm_call_rate_ci95",
+               "cost_per_question_usd_ci95"}
         return {f.name: getattr(self, f.name) for f in fields(self)
                 if f.name not in opt or getattr(self, f.name) is not None}
 
 
-def route_metrics(run: RunData, answer: np.ndarray, ran: np.ndarray, detail: bool = False) -> Point:
+def route_metrics(run: RunData, answer: np.ndarray, ran: np.ndarray, detail: bool = False, boot=None) -> Point:
     """Metrics of a routing given per question the index of the answering tier and which tiers ran.
 
     Args:
@@ -231,6 +238,8 @@ def route_metrics(run: RunData, answer: np.ndarray, ran: np.ndarray, detail: boo
             or -1 for an abstention (the empty prediction).
         ran: bool, shape ``(n, N)``: the tiers that ran (each pays and adds its latency).
         detail: add ``answered_by`` and ``abstain_rate``.
+        boot: a :class:`~cascade_router.evaluation.stats.Bootstrap` over these questions: adds
+            the ``*_ci95`` intervals.
     """
     n = run.n
     answer = np.asarray(answer, int)
@@ -263,6 +272,11 @@ def route_metrics(run: RunData, answer: np.ndarray, ran: np.ndarray, detail: boo
             setattr(p, f"{name}_exact", 100 * float(em[sel].mean()) if sel.any() else nan)
             setattr(p, f"{name}_f1", 100 * float(f1[sel].mean()) if sel.any() else nan)
             setattr(p, f"{name}_total", int(sel.sum()))
+    if boot is not None and n:
+        from .stats import point_intervals
+
+        for k, v in point_intervals(boot, em, f1, last_ran, cost).items():
+            setattr(p, k, v)
     if detail:
         p.answered_by = {t: float((answer == j).mean()) if n else nan for j, t in enumerate(run.names)}
         p.answered_by[ABSTAIN] = float((answer == -1).mean()) if n else nan
@@ -280,10 +294,10 @@ def pair_routing(run: RunData, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return np.where(mask, N - 1, 0), ran
 
 
-def point_metrics(run: RunData, mask: np.ndarray) -> Point:
+def point_metrics(run: RunData, mask: np.ndarray, boot=None) -> Point:
     """Metrics of the first->last pair routed by ``mask`` (True = escalated: pays both tiers,
-    the last tier's answer is final)."""
-    return route_metrics(run, *pair_routing(run, mask))
+    the last tier's answer is final); with ``boot``, their 95% intervals."""
+    return route_metrics(run, *pair_routing(run, mask), boot=boot)
 
 
 def chain_routing(run: RunData, escalated: Sequence[np.ndarray], abstain: np.ndarray | None = None
@@ -315,6 +329,8 @@ class Target:
     threshold: float
     llm_call_rate: float
     f1: float
+    llm_call_rate_ci95: list[float] | None = None
+    f1_ci95: list[float] | None = None
 
 
 @dataclass
@@ -329,11 +345,55 @@ class CurveSummary:
     auc: float
     target30: Target | None = None
     target50: Target | None = None
+    apgr_ci95: list[float] | None = None
+    cpt50_ci95: list[float] | None = None
+    cpt80_ci95: list[float] | None = None
+    cpt95_ci95: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Fields in order; the targets only where set (not for random and the oracle)."""
         return {f.name: getattr(self, f.name) for f in fields(self)
                 if not (f.name.startswith("target") and getattr(self, f.name) is None)}
+
+
+@dataclass
+class Ranking:
+    """Whether the sample can name a best router (issue: do not headline noise).
+
+    The best router by APGR on the test split is named only when its 95% interval lies above
+    random's 0.5 and above the runner-up's point estimate.
+
+    Attributes:
+        best, runner_up: router names; apgr, runner_up_apgr: their APGR; ci95: best's interval.
+        decided: the rule above holds.
+        questions_needed: when not decided, roughly how many test questions would make the
+            best router's interval clear the bar (None when no sample size would).
+        n_test: test questions.
+    """
+
+    best: str
+    apgr: float
+    ci95: list[float] | None
+    runner_up: str | None
+    runner_up_apgr: float | None
+    decided: bool
+    questions_needed: int | None
+    n_test: int
+
+    def line(self) -> str:
+        """One sentence for the CLI and the report."""
+        ci = "no interval" if self.ci95 is None else f"95% CI {self.ci95[0]:.3f}-{self.ci95[1]:.3f}"
+        if self.decided:
+            return (f"best router on the test split by APGR: {self.best} (APGR {self.apgr:.3f}, {ci}; "
+                    f"runner-up {self.runner_up} {self.runner_up_apgr:.3f})")
+        need = (f"about {self.questions_needed:,} test questions would be needed" if self.questions_needed
+                else "no sample size would separate them")
+        if self.ci95 is None or self.ci95[0] <= 0.5:
+            which = "random's 0.5"
+        else:
+            which = f"the runner-up's point estimate ({self.runner_up} {self.runner_up_apgr:.3f})"
+        return (f"the sample is too small to rank routers: the top APGR, {self.best} {self.apgr:.3f} ({ci}), "
+                f"does not lie above {which} on {self.n_test} test questions; {need}")
 
 
 @dataclass
@@ -438,6 +498,7 @@ class Analysis:
     chain: ChainAnalysis | None = None
     abstain: AbstainAnalysis | None = None
     pregen: PreGenAnalysis | None = None
+    ranking: Ranking | None = None
 
 
 # --------------------------------------------------------------------------- the analysis
@@ -445,7 +506,7 @@ class Analysis:
 
 def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5, extra_routers: Mapping[str, Any] | None = None,
             gates: Sequence[tuple[str, Router]] | None = None, embeddings: Mapping[str, np.ndarray] | None = None,
-            embedder: str = "minilm") -> Analysis:
+            embedder: str = "minilm", n_boot: int = N_BOOT) -> Analysis:
     """Every number of the report.
 
     Args:
@@ -460,6 +521,7 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5, extra_rout
             scored question: adds the pre-generation router (``pregen:embedding``) and the
             logistic gate with a kNN gain estimate (``logistic + knn_gain``) to the curves, and
             :class:`PreGenAnalysis`.
+        n_boot: bootstrap resamples over passages for the 95% intervals (0: none; seeded with ``seed``).
 
     Returns:
         :class:`Analysis`: ``points`` fixed pair routings on all scored questions (always the
@@ -486,7 +548,8 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5, extra_rout
     for name, router in extra_routers.items():
         if name not in masks:
             masks[name] = router.predict(rows_all) if n else none
-    points = {k: point_metrics(run, m) for k, m in masks.items()}
+    boot_all = Bootstrap.over_passages([x.ex.passage_id for x in run.records], n_boot, seed) if n and n_boot else None
+    points = {k: point_metrics(run, m, boot_all) for k, m in masks.items()}
     routes = {k: [last if e else first for e in m] for k, m in masks.items()}
 
     calib_ex, test_ex = split_by_passage([x.ex for x in run.records], calib_fraction, seed)
@@ -498,7 +561,8 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5, extra_rout
     tf, tl = test.arrays[first].f1, test.arrays[last].f1
     tq_first, tq_last = float(tf.mean()), float(tl.mean())
     test_rows, cal_rows = test.signals(first), calib.signals(first)
-    out.test_points = {name: point_metrics(test, preset(name).predict(test_rows)) for name in PRESETS}
+    boot = Bootstrap.over_passages([x.ex.passage_id for x in test.records], n_boot, seed) if n_boot else None
+    out.test_points = {name: point_metrics(test, preset(name).predict(test_rows), boot) for name in PRESETS}
     out.test_baselines = {f"{first}_f1": 100 * tq_first, f"{last}_f1": 100 * tq_last}
     routers: dict[str, Any] = {f"signal:{s}": SignalRouter(s) for s in SIGNALS}
     routers.update({f"{p} (swept)": preset(p) for p in PRESETS})
@@ -515,15 +579,23 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5, extra_rout
         entry = CurveSummary(**summarize(c, tq_first, tq_last))
         for rate in TARGET_RATES:
             t = threshold_for_rate(s_cal, rate, nan_rank="last")
-            pm = point_metrics(test, escalate(s_test, t, nan_rank="last"))
-            setattr(entry, f"target{int(rate * 100)}", Target(t, pm.llm_call_rate, pm.f1))
+            pm = point_metrics(test, escalate(s_test, t, nan_rank="last"), boot)
+            setattr(entry, f"target{int(rate * 100)}", Target(t, pm.llm_call_rate, pm.f1, pm.llm_call_rate_ci95, pm.f1_ci95))
+        _with_intervals(entry, c, tf, tl, boot)
         out.curves[name] = entry
         out.curve_objects.append((c, cost_curve(c, tc, lc)))
     if embeddings is not None and all(x.ex.id in embeddings for x in run.records):
-        out.pregen = _pregen(out, calib, test, embeddings, embedder, routers.get("logistic"))
+        out.pregen = _pregen(out, calib, test, embeddings, embedder, routers.get("logistic"), boot)
     for c in (random_curve(tf, tl), oracle_curve(tf, tl)):
-        out.curves[c.name] = CurveSummary(**summarize(c, tq_first, tq_last))
+        entry = CurveSummary(**summarize(c, tq_first, tq_last))
+        if c.order is not None:
+            _with_intervals(entry, c, tf, tl, boot)
+        elif boot is not None and tq_last > tq_first:  # random: exactly 0.5 and the diagonal in every resample
+            entry.apgr_ci95 = [0.5, 0.5]
+            entry.cpt50_ci95, entry.cpt80_ci95, entry.cpt95_ci95 = [0.5, 0.5], [0.8, 0.8], [0.95, 0.95]
+        out.curves[c.name] = entry
         out.curve_objects.append((c, cost_curve(c, tc, lc)))
+    out.ranking = rank_routers(out.curves, test.n)
     gates = list(gates or [])
     N = len(run.names)
     if N >= 3 and len(gates) >= N - 1:
@@ -531,6 +603,31 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5, extra_rout
     if run.dataset == "squad-v2.0":
         out.abstain = analyse_abstain(calib, test, *_abstain_base(out, routers.get("logistic"), calib, test, gates))
     return out
+
+
+def _with_intervals(entry: CurveSummary, curve: Curve, slm_q, llm_q, boot) -> None:
+    """Fill ``entry``'s APGR/CPT intervals by the passage bootstrap (where the gap is positive)."""
+    if boot is None or not float(np.mean(llm_q)) > float(np.mean(slm_q)):
+        return
+    for k, v in curve_intervals(curve, slm_q, llm_q, boot).items():
+        setattr(entry, k, v)
+
+
+def rank_routers(curves: Mapping[str, CurveSummary], n_test: int) -> Ranking | None:
+    """The :class:`Ranking` of the routers' curves (the oracle and random excluded); None when
+    no router has an APGR (no gap between the tiers)."""
+    from .stats import questions_needed
+
+    cands = sorted(((k, v) for k, v in curves.items() if k not in ("oracle", "random") and v.apgr == v.apgr),
+                   key=lambda kv: kv[1].apgr, reverse=True)
+    if not cands:
+        return None
+    (best, b), runner = cands[0], (cands[1] if len(cands) > 1 else (None, None))
+    r_apgr = runner[1].apgr if runner[1] is not None else None
+    bar = max(0.5, r_apgr if r_apgr is not None else 0.5)
+    decided = b.apgr_ci95 is not None and b.apgr_ci95[0] > bar
+    need = None if decided else questions_needed(n_test, b.apgr, b.apgr_ci95, bar)
+    return Ranking(best, b.apgr, b.apgr_ci95, runner[0], r_apgr, decided, need, n_test)
 
 
 # --------------------------------------------------------------------------- pre-generation
@@ -553,7 +650,7 @@ def knn_gain(X_ref: np.ndarray, gain_ref: np.ndarray, X: np.ndarray, k: int = KN
 
 
 def _pregen(out: Analysis, calib: RunData, test: RunData, emb: Mapping[str, np.ndarray], embedder: str,
-            logistic: Router | None) -> PreGenAnalysis | None:
+            logistic: Router | None, boot=None) -> PreGenAnalysis | None:
     """Adds the ``pregen:embedding`` and ``logistic + knn_gain`` curves to ``out`` and returns
     the cost comparison (see :class:`PreGenAnalysis`)."""
     from sklearn.impute import SimpleImputer
@@ -588,14 +685,15 @@ def _pregen(out: Analysis, calib: RunData, test: RunData, emb: Mapping[str, np.n
         m = escalate(s_test, t, nan_rank="last")
         ran = np.zeros((n, len(test.names)), bool)
         ran[:, 0], ran[:, -1] = ~m, m
-        p = route_metrics(test, np.where(m, len(test.names) - 1, 0), ran)
-        setattr(entry, f"target{int(rate * 100)}", Target(t, p.llm_call_rate, p.f1))
+        p = route_metrics(test, np.where(m, len(test.names) - 1, 0), ran, boot=boot)
+        setattr(entry, f"target{int(rate * 100)}", Target(t, p.llm_call_rate, p.f1, p.llm_call_rate_ci95, p.f1_ci95))
         points[f"pregen @{int(rate * 100)}%"] = p
         saved[f"{int(rate * 100)}%"] = 1000 * float(tc[m].sum()) / n
         if logistic is not None:
             tl_ = threshold_for_rate(logistic.decision_function(calib.signals(first)), rate, nan_rank="last")
             points[f"logistic @{int(rate * 100)}%"] = point_metrics(
-                test, escalate(logistic.decision_function(test.signals(first)), tl_, nan_rank="last"))
+                test, escalate(logistic.decision_function(test.signals(first)), tl_, nan_rank="last"), boot)
+    _with_intervals(entry, c, tf, tl, boot)
     out.curves["pregen:embedding"] = entry
     # the post-generation logistic gate with the kNN gain estimate as one more feature
     gain_c = cl - cf
@@ -614,8 +712,9 @@ def _pregen(out: Analysis, calib: RunData, test: RunData, emb: Mapping[str, np.n
     e2 = CurveSummary(**summarize(c2, q0, q1))
     for rate in TARGET_RATES:
         t = threshold_for_rate(s2_cal, rate, nan_rank="last")
-        pm = point_metrics(test, escalate(s2_test, t, nan_rank="last"))
-        setattr(e2, f"target{int(rate * 100)}", Target(t, pm.llm_call_rate, pm.f1))
+        pm = point_metrics(test, escalate(s2_test, t, nan_rank="last"), boot)
+        setattr(e2, f"target{int(rate * 100)}", Target(t, pm.llm_call_rate, pm.f1, pm.llm_call_rate_ci95, pm.f1_ci95))
+    _with_intervals(e2, c2, tf, tl, boot)
     out.curves["logistic + knn_gain"] = e2
     out.curve_objects.append((c2, cost_curve(c2, tc, lc)))
     return PreGenAnalysis(embedder, points, saved, KNN_K)

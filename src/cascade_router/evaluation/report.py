@@ -11,6 +11,7 @@ from typing import Any
 from ..jsonsafe import json_safe
 from ..signals import SIGNALS
 from .analysis import Analysis, RunData
+from .stats import N_BOOT
 
 
 def _pct(x: Any) -> str:
@@ -71,6 +72,8 @@ def summary_of(identity: dict[str, Any], run: RunData, res: Analysis, extra: dic
         "split": res.split,
         "test_baselines": res.test_baselines,
         "curves": {k: c.to_dict() for k, c in res.curves.items()},
+        "ranking": None if res.ranking is None else {**vars(res.ranking), "line": res.ranking.line()},
+        "bootstrap": {"unit": "passage", "resamples": N_BOOT, "seed": res.split.seed, "interval": "95% percentile"},
     }
     if res.chain is not None:
         c = res.chain
@@ -166,8 +169,17 @@ def write_report(run_dir: str | Path, identity: dict[str, Any], run: RunData, re
 PRESET_ROUTES = ("seed-v1", "seed-v2", "seed-v3")
 
 
+def _ci(v: Any, ci: Any, nd: int = 1, pct: bool = False) -> str:
+    """A value with its 95% interval in brackets, where there is one."""
+    fmt = (lambda x: _pct(x)) if pct else (lambda x: _f(x, nd))  # noqa: E731
+    base = fmt(v)
+    if not isinstance(ci, list) or len(ci) != 2 or base == "–":
+        return base
+    return f"{base} [{fmt(ci[0])}, {fmt(ci[1])}]"
+
+
 def _point_row(name: str, p: dict[str, Any], v2: bool, detail: list[str] | None = None) -> str:
-    vals = [_f(p["exact"]), _f(p["f1"])]
+    vals = [_f(p["exact"]), _ci(p["f1"], p.get("f1_ci95"))]
     if v2:
         vals += [_f(p.get("HasAns_f1")), _f(p.get("NoAns_f1"))]
     if detail is not None:
@@ -224,13 +236,19 @@ def render_markdown(summary: dict[str, Any]) -> str:
         if bl <= bf:
             L += [f"**The {La} does not beat the {F} on this split, so there is no gap to recover: APGR and CPT are "
                   f"undefined (–). Compare routers by AUC and by the F1 they reach at a given {La}-call rate.**", ""]
-        L.append("| router | APGR | CPT(50%) | CPT(80%) | CPT(95%) | AUC | @30%: calls, F1 | @50%: calls, F1 |")
+        L.append("| router | APGR [95% CI] | CPT(50%) | CPT(80%) | CPT(95%) | AUC | @30%: calls, F1 | @50%: calls, F1 |")
         L.append("|---|---|---|---|---|---|---|---|")
         for name, c in summary["curves"].items():
             t30, t50 = c.get("target30"), c.get("target50")
-            at = lambda t: "–" if not t else f"{_pct(t['llm_call_rate'])}, {_f(t['f1'])}"  # noqa: E731
-            L.append(f"| {name} | {_f(c.get('apgr'), 3)} | {_pct(c.get('cpt50'))} | {_pct(c.get('cpt80'))} | {_pct(c.get('cpt95'))} | {_f(c.get('auc'), 3)} | {at(t30)} | {at(t50)} |")
-        L += ["", "![F1 against LLM-call rate](curve.png)"]
+            at = lambda t: "–" if not t else f"{_pct(t['llm_call_rate'])}, {_ci(t['f1'], t.get('f1_ci95'))}"  # noqa: E731
+            L.append(f"| {name} | {_ci(c.get('apgr'), c.get('apgr_ci95'), 3)} | {_ci(c.get('cpt50'), c.get('cpt50_ci95'), pct=True)} | "
+                     f"{_ci(c.get('cpt80'), c.get('cpt80_ci95'), pct=True)} | {_pct(c.get('cpt95'))} | {_f(c.get('auc'), 3)} | {at(t30)} | {at(t50)} |")
+        rk = summary.get("ranking")
+        if rk:
+            L += ["", f"**{rk['line'][0].upper() + rk['line'][1:]}.**"]
+        L += ["", "Intervals: 95% percentile bootstrap over passages (1,000 resamples, seeded); F1 intervals in the "
+              "fixed-routing table are over all scored questions, the others over the test split.",
+              "", "![F1 against LLM-call rate](curve.png)"]
     ch = summary.get("chain")
     if ch:
         L += ["", f"## The chain {' -> '.join(tiers)} (test split)", "",
