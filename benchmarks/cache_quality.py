@@ -32,6 +32,14 @@ from cascade_router.stages.cache import SemanticCache, SQLiteCacheStore, cache_k
 THRESHOLDS = (0.80, 0.85, 0.90, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99)
 
 
+def wilson(k: int, n: int) -> str:
+    """The 95% Wilson score interval of k successes in n, as percentages (scipy)."""
+    from scipy.stats import binomtest
+
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=0.95, method="wilson")
+    return f"[{100 * ci.low:.2f}, {100 * ci.high:.2f}]"
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -66,10 +74,12 @@ def main(argv=None) -> None:
     kinds = np.array([p["kind"] for p in pairs])
     print(f"{sims.size} pairs of different questions on the same passage ({repeats} pairs of identical texts left out); "
           f"{len(pairs)} paraphrase pairs ({(kinds == 'light').sum()} light, {(kinds == 'heavy').sum()} heavy)")
-    print(f"{'threshold':>9} | {'false hits':>18} | {'paraphrase hits':>15} | {'light':>6} | {'heavy':>6}")
+    print(f"{'threshold':>9} | {'false hits (95% Wilson CI)':>34} | {'paraphrase hits (95% Wilson CI)':>30} | {'light':>6} | {'heavy':>6}")
     for t in THRESHOLDS:
         fh = int((sims >= t).sum())
-        print(f"{t:>9.2f} | {fh:>6} = {100 * fh / sims.size:6.2f}% | {100 * (psim >= t).mean():14.1f}% | "
+        ph = int((psim >= t).sum())
+        print(f"{t:>9.2f} | {fh:>6} = {100 * fh / sims.size:6.2f}% {wilson(fh, sims.size):>16} | "
+              f"{ph:>2}/{len(pairs)} = {100 * ph / len(pairs):5.1f}% {wilson(ph, len(pairs)):>14} | "
               f"{100 * (psim[kinds == 'light'] >= t).mean():5.1f}% | {100 * (psim[kinds == 'heavy'] >= t).mean():5.1f}%")
     # exact repeats through a real cache
     with tempfile.TemporaryDirectory() as d:

@@ -36,7 +36,8 @@ def _cache_label(cascade) -> str:
     if c is None:
         return "off"
     where = getattr(c.store, "path", None) or getattr(c.store, "url", "redis")
-    return f"{where} (threshold {c.threshold:g}, {c.store.size()} entries)"
+    n = c.store.size()
+    return f"{where} (threshold {c.threshold:g}, {n} {'entry' if n == 1 else 'entries'})"
 
 
 def _gates_label(cascade) -> str:
