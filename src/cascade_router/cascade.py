@@ -304,13 +304,18 @@ class Cascade:
         return [t.name for t in self.tiers]
 
     def fingerprint(self) -> str:
-        """sha256 hex of what decides an answer: every tier (name, model, prompt family, price),
+        """sha256 hex of what decides an answer: every tier (name, model id and spec, prompt
+        family, top-k, context window, an endpoint's URL, price),
         every gate (its router's JSON: kind, params, fitted state), the pre-generation gate, the
         prompt style. Part of
         every semantic-cache key, so a changed cascade never reuses old answers."""
         from .jsonsafe import json_safe
+        from .models.openai_compat import OpenAICompatBackend
 
-        tiers = [[t.name, t.model_id, getattr(t.backend, "family", None), vars(t.price)] for t in self.tiers]
+        tiers = [[t.name, t.model_id, str(t.options.get("model", "")), getattr(t.backend, "family", None),
+                  getattr(t.backend, "top_k", None), getattr(t.backend, "n_ctx", None),
+                  str(t.backend.base_url) if isinstance(t.backend, OpenAICompatBackend) else "",
+                  vars(t.price)] for t in self.tiers]
         gates = [g.to_dict() if g is not None else None for g in self.gates]
         pre = None if self.pregate is None else [self.pregate.router.to_dict(), self.pregate.to]
         raw = json.dumps(json_safe([tiers, gates, self.style, pre], nan="string"), sort_keys=True)

@@ -175,9 +175,13 @@ class CascadeConfig:
             if spec is None:
                 continue
             try:
-                out.append(build_router(spec, seed=seed, source=f"tier {t.name} router"))
+                r = build_router(spec, seed=seed, source=f"tier {t.name} router")
             except ValueError as e:
                 raise ValueError(f"tier {t.name!r} router: {e}") from None
+            if r.kind == "embedding-logistic":
+                raise ValueError(f"tier {t.name!r} router {router_label(spec)!r} is a pre-generation router (it reads "
+                                 "the question embedding, not a tier's signals): use it in a [pregate] section")
+            out.append(r)
         return out
 
     def build_router(self, seed: int = 0) -> Router:
@@ -337,6 +341,8 @@ def _pregate_section(p: Any, source: str, base: Path | None, cfg: "CascadeConfig
     if r.kind != "embedding-logistic":
         raise ConfigError(f"{source}: [pregate] {out['path']} is a {r.kind!r} router; a pre-generation gate needs one "
                           "made by `calibrate --router pregen`")
+    if not r.get_state_dim():
+        raise ConfigError(f"{source}: [pregate] {out['path']} holds no fitted state; make it with `calibrate --router pregen`")
     return out
 
 

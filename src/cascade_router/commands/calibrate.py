@@ -63,6 +63,8 @@ def command(run_dir, router_spec, target_rate, target_gap, after, out_path):
             router = get_router(router_spec)
         except ValueError as e:
             fail(str(e))
+        if router.kind == "embedding-logistic":
+            fail(f"{router_spec} is a pre-generation router: recalibrate it with --router pregen")
     scores = router.decision_function(rows)  # nan never escalates: nan_rank="last"
     nan = np.isnan(scores)
     if nan.all():

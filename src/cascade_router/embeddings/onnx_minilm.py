@@ -81,6 +81,11 @@ class MiniLMEmbedder:
         self._tok.enable_truncation(max_length=MAX_TOKENS)
         self._tok.enable_padding(pad_id=0, pad_token="[PAD]")
 
+    def fits(self, text: str) -> bool:
+        """True when ``text`` fits the model's 256 tokens (with ``[CLS]``/``[SEP]``) untruncated."""
+        enc = self._tok.encode(text)
+        return not enc.overflowing
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors, shape ``(n, 384)``, float32. Raises EmbeddingError on a runtime failure."""
         texts = check_texts(texts)

@@ -202,9 +202,12 @@ def question_embeddings(run_dir: str | Path, examples: Sequence[QAExample], embe
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as z:
-                have = dict(zip(z["ids"].tolist(), z["vectors"]))
-        except (OSError, ValueError, KeyError):
-            have = {}  # damaged: computed again below
+                ids, vecs = z["ids"], z["vectors"]
+                ok = (vecs.ndim == 2 and ids.ndim == 1 and len(ids) == len(vecs) and np.isfinite(vecs).all()
+                      and (embedder_spec != "minilm" or vecs.shape[1] == 384))
+                have = dict(zip(ids.tolist(), vecs)) if ok else {}
+        except Exception:  # a damaged file of any kind (a cut zip, wrong arrays): computed again below
+            have = {}
     todo = [ex for ex in examples if ex.id not in have]
     if todo:
         from ..embeddings import load_embedder

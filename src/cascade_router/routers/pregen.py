@@ -102,6 +102,10 @@ class EmbeddingRouter(Router):
         z = (X - np.asarray(s["mean"])) / np.asarray(s["scale"])
         return 1.0 / (1.0 + np.exp(-(z @ np.asarray(s["coef"]) + s["intercept"])))
 
+    def get_state_dim(self) -> int:
+        """The embedding dimension it was fitted on (0 when not fitted)."""
+        return int(self._state["dim"]) if self._state else 0
+
     def _get_state(self) -> dict[str, Any]:
         return dict(self._state or {})
 

@@ -68,10 +68,12 @@ class CacheSettings:
     redis_url: str | None = None
 
     def __post_init__(self) -> None:
+        if self.path is not None and not str(self.path).strip():
+            raise ValueError("path must not be empty (omit it for the default file)")
         if not 0.0 < float(self.threshold) <= 1.0:
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold!r}")
-        if self.ttl is not None and (isinstance(self.ttl, bool) or not float(self.ttl) > 0):
-            raise ValueError(f"ttl must be > 0 seconds (or absent for no expiry), got {self.ttl!r}")
+        if self.ttl is not None and (isinstance(self.ttl, bool) or not 0 < float(self.ttl) <= 1e9):
+            raise ValueError(f"ttl must be a number of seconds in (0, 1e9] (omit it for the 7-day default), got {self.ttl!r}")
         if isinstance(self.max_entries, bool) or not isinstance(self.max_entries, int) or self.max_entries < 1:
             raise ValueError(f"max_entries must be a positive integer, got {self.max_entries!r}")
 
@@ -117,7 +119,7 @@ class CacheStore(Protocol):
 
     def exact(self, key: str, qnorm: str, now: float) -> tuple[dict, float] | None: ...
     def nearest(self, key: str, vec: np.ndarray, now: float, min_sim: float = -1.0) -> tuple[dict, float, float] | None: ...
-    def add(self, key: str, qnorm: str, vec: np.ndarray, entry: dict, now: float) -> None: ...
+    def add(self, key: str, qnorm: str, vec: np.ndarray | None, entry: dict, now: float) -> None: ...
     def size(self) -> int: ...
     def close(self) -> None: ...
 
@@ -145,6 +147,10 @@ class SQLiteCacheStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False)
+            tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables - {"entries", "meta"}:
+                raise CacheError(f"{self.path}: a database of another program (tables {sorted(tables)}); "
+                                 "give the cache a file of its own")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript("""
                 CREATE TABLE IF NOT EXISTS entries (
@@ -157,6 +163,9 @@ class SQLiteCacheStore:
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('format', 'cascade-router semantic cache 1')")
             fmt = self._db.execute("SELECT v FROM meta WHERE k = 'format'").fetchone()[0]
             self._db.commit()
+        except CacheError:
+            self._db.close()
+            raise
         except (sqlite3.DatabaseError, OSError) as e:
             if getattr(self, "_db", None) is not None:
                 self._db.close()
@@ -169,6 +178,9 @@ class SQLiteCacheStore:
         return self.ttl_s is None or now - created <= self.ttl_s
 
     def _index(self, key: str):
+        """The usearch index of ``key``'s entries that have a vector, built from the file on
+        first use. The file is the truth: an index is only a cache of it, dropped whenever a
+        write fails and rebuilt on the next lookup."""
         try:  # onnxruntime first: importing it after usearch (whose wheel links libstdc++
             import onnxruntime  # noqa: F401  statically) segfaults the process (usearch 2.26, ort 1.32)
         except ImportError:
@@ -177,9 +189,13 @@ class SQLiteCacheStore:
 
         ix = self._indexes.get(key)
         if ix is None:
-            rows = self._db.execute("SELECT id, vector FROM entries WHERE key = ?", (key,)).fetchall()
-            dim = len(rows[0][1]) // 4 if rows else None
-            ix = Index(ndim=dim or 1, metric="cos", dtype="f32")
+            rows = self._db.execute("SELECT id, vector FROM entries WHERE key = ? AND length(vector) > 0",
+                                    (key,)).fetchall()
+            dims = {len(r[1]) // 4 for r in rows}
+            if len(dims) > 1:  # vectors of another embedder under this key: keep the newest dimension
+                newest = len(rows[-1][1]) // 4
+                rows = [r for r in rows if len(r[1]) // 4 == newest]
+            ix = Index(ndim=(len(rows[0][1]) // 4) if rows else 1, metric="cos", dtype="f32")
             if rows:
                 ix.add(np.array([r[0] for r in rows], dtype=np.uint64),
                        np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows]))
@@ -205,8 +221,11 @@ class SQLiteCacheStore:
                 return None
             m = ix.search(np.asarray(vec, np.float32), min(8, len(ix)))
             for rid, dist in zip(m.keys, m.distances):
-                row = self._db.execute("SELECT entry, created FROM entries WHERE id = ?", (int(rid),)).fetchone()
-                if row is None or not self._alive(row[1], now):
+                row = self._db.execute("SELECT entry, created, key FROM entries WHERE id = ?", (int(rid),)).fetchone()
+                if row is None or row[2] != key:  # the index is stale: rebuild it next time
+                    self._indexes.pop(key, None)
+                    continue
+                if not self._alive(row[1], now):
                     continue
                 if 1.0 - float(dist) < min_sim:
                     return None
@@ -215,29 +234,42 @@ class SQLiteCacheStore:
                 return json.loads(row[0]), row[1], 1.0 - float(dist)
             return None
 
-    def add(self, key: str, qnorm: str, vec: np.ndarray, entry: dict, now: float) -> None:
-        vec = np.asarray(vec, np.float32)
-        with self._lock, self._db:
-            old = self._db.execute("SELECT id FROM entries WHERE key = ? AND qnorm = ?", (key, qnorm)).fetchone()
-            if old is not None:  # a newer answer to the same question replaces the old one
-                self._db.execute("DELETE FROM entries WHERE id = ?", (old[0],))
-                self._forget(key, old[0])
-            cur = self._db.execute("INSERT INTO entries (key, qnorm, vector, entry, created, used) VALUES (?, ?, ?, ?, ?, ?)",
-                                   (key, qnorm, vec.tobytes(), json.dumps(entry), now, now))
+    def add(self, key: str, qnorm: str, vec: np.ndarray | None, entry: dict, now: float) -> None:
+        """Store an entry (``vec`` None: exact matches only). The file is written in one
+        transaction; the in-memory indexes follow only once it has committed."""
+        blob = b"" if vec is None else np.asarray(vec, np.float32).tobytes()
+        with self._lock:
+            try:
+                with self._db:
+                    gone: list[tuple[int, str]] = []
+                    old = self._db.execute("SELECT id FROM entries WHERE key = ? AND qnorm = ?", (key, qnorm)).fetchone()
+                    if old is not None:  # a newer answer to the same question replaces the old one
+                        self._db.execute("DELETE FROM entries WHERE id = ?", (old[0],))
+                        gone.append((old[0], key))
+                    cur = self._db.execute(
+                        "INSERT INTO entries (key, qnorm, vector, entry, created, used) VALUES (?, ?, ?, ?, ?, ?)",
+                        (key, qnorm, blob, json.dumps(entry), now, now))
+                    rid = cur.lastrowid
+                    gone += self._evict(now)
+            except Exception:
+                self._indexes.clear()  # rolled back: no index may hold a row id the file lacks
+                raise
+            for old_id, old_key in gone:
+                ix = self._indexes.get(old_key)
+                if ix is not None and int(old_id) in ix:
+                    ix.remove(int(old_id))
             ix = self._indexes.get(key)
-            if ix is not None:
-                if len(ix) == 0 and ix.ndim != vec.shape[0]:
-                    del self._indexes[key]  # rebuilt with the right dimension on next use
-                else:
-                    ix.add(np.array([cur.lastrowid], dtype=np.uint64), vec[None, :])
-            self._evict(now)
+            if ix is not None and vec is not None:
+                try:
+                    if len(ix) == 0 and ix.ndim != len(blob) // 4:
+                        raise ValueError("dimension")
+                    ix.add(np.array([rid], dtype=np.uint64), np.frombuffer(blob, dtype=np.float32)[None, :])
+                except Exception:
+                    self._indexes.pop(key, None)  # rebuilt from the file on next use
 
-    def _forget(self, key: str, rid: int) -> None:
-        ix = self._indexes.get(key)
-        if ix is not None:
-            ix.remove(int(rid))
-
-    def _evict(self, now: float) -> None:
+    def _evict(self, now: float) -> list[tuple[int, str]]:
+        """Delete expired rows and the least recently used beyond ``max_entries`` (inside the
+        caller's transaction); returns the deleted ``(id, key)``."""
         gone: list[tuple[int, str]] = []
         if self.ttl_s is not None:
             gone += self._db.execute("SELECT id, key FROM entries WHERE created < ?", (now - self.ttl_s,)).fetchall()
@@ -250,9 +282,9 @@ class SQLiteCacheStore:
                     extra -= 1
                     if extra == 0:
                         break
-        for rid, key in gone:
+        for rid, _key in gone:
             self._db.execute("DELETE FROM entries WHERE id = ?", (rid,))
-            self._forget(key, rid)
+        return gone
 
     def size(self) -> int:
         with self._lock:
@@ -278,19 +310,38 @@ class SemanticCache:
         self.embedder = embedder
         self.threshold = float(threshold)
 
+    def _key(self, key: str) -> str:
+        """The storage key: the caller's key and the embedder (vectors of two embedders never mix)."""
+        return hashlib.sha256(f"{key}|{self.embedder.model_id}".encode("utf-8")).hexdigest()
+
+    def _vector(self, qnorm: str) -> np.ndarray | None:
+        """The question's vector, or None when the embedder would truncate it (two long questions
+        sharing their opening would look identical): such a question matches exactly only."""
+        fits = getattr(self.embedder, "fits", None)
+        if fits is not None and not fits(qnorm):
+            return None
+        return self.embedder.embed([qnorm])[0]
+
     def lookup(self, question: str, key: str) -> CacheHit | None:
-        """The cached answer for ``question`` under ``key``, or None.
+        """The cached answer for ``question`` under ``key``, or None (also for a question that
+        normalises to nothing, such as ``"???"``).
 
         Raises:
             CacheError, EmbeddingError, sqlite3.Error: the store or embedder failed.
         """
         t0 = time.perf_counter()
         now = time.time()
-        found = self.store.exact(key, normalise_question(question), now)
+        qnorm = normalise_question(question)
+        if not qnorm:
+            return None
+        key = self._key(key)
+        found = self.store.exact(key, qnorm, now)
         if found is not None:
             entry, created = found
             return _hit("exact", 1.0, entry, now - created, time.perf_counter() - t0)
-        vec = self.embedder.embed([normalise_question(question)])[0]
+        vec = self._vector(qnorm)
+        if vec is None:
+            return None
         near = self.store.nearest(key, vec, now, min_sim=self.threshold - 1e-6)
         if near is not None:
             entry, created, sim = near
@@ -298,10 +349,13 @@ class SemanticCache:
         return None
 
     def put(self, question: str, key: str, answer: str, route: str, original: dict[str, Any]) -> None:
-        """Store an answer. Raises what the store or embedder raises."""
-        vec = self.embedder.embed([normalise_question(question)])[0]
+        """Store an answer (nothing for a question that normalises to nothing). Raises what the
+        store or embedder raises."""
+        qnorm = normalise_question(question)
+        if not qnorm:
+            return
         entry = {"question": question, "answer": answer, "route": route, "original": original}
-        self.store.add(key, normalise_question(question), vec, entry, time.time())
+        self.store.add(self._key(key), qnorm, self._vector(qnorm), entry, time.time())
 
     def close(self) -> None:
         self.store.close()

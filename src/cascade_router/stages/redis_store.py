@@ -96,19 +96,21 @@ class RedisCacheStore:
         self._touch(best[3], now)
         return best[0], best[1], best[2]
 
-    def add(self, key: str, qnorm: str, vec: np.ndarray, entry: dict, now: float) -> None:
+    def add(self, key: str, qnorm: str, vec: np.ndarray | None, entry: dict, now: float) -> None:
         old = self._r.hget(f"{PREFIX}x:{key}", qnorm)
         if old is not None:
             self._delete(int(old))
         rid = int(self._r.incr(f"{PREFIX}next"))
         p = self._r.pipeline()
         e = f"{PREFIX}e:{rid}"
-        p.hset(e, mapping={"key": key, "qnorm": qnorm, "vector": np.asarray(vec, np.float32).tobytes(),
+        p.hset(e, mapping={"key": key, "qnorm": qnorm,
+                           "vector": b"" if vec is None else np.asarray(vec, np.float32).tobytes(),
                            "entry": json.dumps(entry), "created": now, "used": now})
         if self._ttl_ms() is not None:
             p.pexpire(e, self._ttl_ms())
         p.hset(f"{PREFIX}x:{key}", qnorm, rid)
-        p.sadd(f"{PREFIX}k:{key}", rid)
+        if vec is not None:  # a question too long to embed whole matches exactly only
+            p.sadd(f"{PREFIX}k:{key}", rid)
         p.zadd(f"{PREFIX}used", {str(rid): now})
         p.execute()
         extra = self._r.zcard(f"{PREFIX}used") - self.max_entries
