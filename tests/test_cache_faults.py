@@ -165,3 +165,16 @@ def test_damaged_embedding_files_are_computed_again(tmp_path, embedder):
     assert all(np.allclose(good[k], again[k], atol=1e-6) for k in good)
     np.savez(path, ids=np.array(list(good)), vectors=np.stack(list(good.values()))[:, :10])  # wrong dimension
     assert question_embeddings(run, examples, embedder=embedder)[examples[0].id].shape == (384,)
+
+
+def test_two_processes_sharing_one_file_see_each_others_entries(tmp_path):
+    """A replica's index is rebuilt when another writer added rows under the key."""
+    path = tmp_path / "shared.sqlite"
+    a, b = SQLiteCacheStore(path), SQLiteCacheStore(path)
+    a.add("k", "first", _unit(1, 0, 0), {"question": "first", "answer": "1", "route": "slm"}, 1.0)
+    assert b.nearest("k", _unit(1, 0, 0), 2.0)[0]["answer"] == "1"  # b builds its index now
+    a.add("k", "second", _unit(0, 1, 0), {"question": "second", "answer": "2", "route": "slm"}, 3.0)
+    got = b.nearest("k", _unit(0, 1, 0), 4.0)
+    assert got is not None and got[0]["answer"] == "2" and got[2] == pytest.approx(1.0)
+    a.close()
+    b.close()

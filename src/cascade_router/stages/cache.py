@@ -143,6 +143,7 @@ class SQLiteCacheStore:
         self.max_entries = int(max_entries)
         self._lock = threading.Lock()
         self._indexes: dict[str, Any] = {}  # key -> usearch Index of that key's row ids
+        self._newest: dict[str, int] = {}  # key -> the newest row id its index holds
         self._db = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -188,7 +189,11 @@ class SQLiteCacheStore:
         from usearch.index import Index
 
         ix = self._indexes.get(key)
+        newest = self._db.execute("SELECT MAX(id) FROM entries WHERE key = ?", (key,)).fetchone()[0] or 0
+        if ix is not None and newest > self._newest.get(key, 0):
+            ix = None  # another process wrote under this key since the index was built
         if ix is None:
+            self._newest[key] = newest
             rows = self._db.execute("SELECT id, vector FROM entries WHERE key = ? AND length(vector) > 0",
                                     (key,)).fetchall()
             dims = {len(r[1]) // 4 for r in rows}
@@ -259,6 +264,8 @@ class SQLiteCacheStore:
                 if ix is not None and int(old_id) in ix:
                     ix.remove(int(old_id))
             ix = self._indexes.get(key)
+            if ix is not None:
+                self._newest[key] = max(self._newest.get(key, 0), int(rid))
             if ix is not None and vec is not None:
                 try:
                     if len(ix) == 0 and ix.ndim != len(blob) // 4:
