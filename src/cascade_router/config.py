@@ -43,6 +43,7 @@ GGUF files) resolve against the config file's folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
@@ -477,51 +478,41 @@ def build_cascade(cfg: CascadeConfig, seed: int = 0):
         gates = cfg.build_gates(seed=seed)
     except ValueError as e:
         raise ConfigError(f"{where}{e}") from None
-    opened: dict[str, Any] = {}
-    tiers: list[Tier] = []
-    try:
+    with contextlib.ExitStack() as opened:  # on any error, whatever was opened is closed
+        backends: dict[str, Any] = {}
+        tiers: list[Tier] = []
         for t in cfg.tiers:
             key = json.dumps({k: v for k, v in asdict(t).items() if k not in ("name", "router", "price")},
                              sort_keys=True, default=str)
-            if key not in opened:
+            if key not in backends:
                 try:
-                    opened[key] = t.open()
+                    backends[key] = t.open()
                 except (ValueError, FileNotFoundError) as e:
                     raise ConfigError(f"{where}tier {t.name!r} model {t.model!r}: {e}") from None
-            tiers.append(Tier(t.name, opened[key], t.price_or_default(),
+                opened.callback(backends[key].close)
+            tiers.append(Tier(t.name, backends[key], t.price_or_default(),
                               {"model": t.model, "family": t.family, "threads": t.threads}))
-    except Exception:
-        for b in opened.values():
-            b.close()
-        raise
-    cache = None
-    if cfg.cache is not None:
-        from .stages.cache import CacheError, open_cache
+        cache = None
+        if cfg.cache is not None:
+            from .stages.cache import CacheError, open_cache
 
-        try:
-            cache = open_cache(cfg.cache)
-        except (CacheError, ValueError) as e:
-            for b in opened.values():
-                b.close()
-            raise ConfigError(f"{where}[cache] {e}") from None
-        except Exception:
-            for b in opened.values():
-                b.close()
-            raise
-    pregate = None
-    if cfg.pregate is not None:
-        from .embeddings import EmbeddingError, load_embedder
-        from .stages.pregate import PreGate
+            try:
+                cache = open_cache(cfg.cache)
+            except (CacheError, ValueError) as e:
+                raise ConfigError(f"{where}[cache] {e}") from None
+            opened.callback(cache.close)
+        pregate = None
+        if cfg.pregate is not None:
+            from .embeddings import EmbeddingError, load_embedder
+            from .stages.pregate import PreGate
 
-        router = get_router(cfg.pregate["path"])
-        try:
-            pregate = PreGate(router, load_embedder(router.embedder), cfg.pregate["to"], Path(cfg.pregate["path"]).name)
-        except (EmbeddingError, ValueError) as e:
-            for b in opened.values():
-                b.close()
-            if cache is not None:
-                cache.close()
-            raise ConfigError(f"{where}[pregate] {e}") from None
-    return Cascade(tiers, gates, max_tokens=cfg.max_tokens,
-                   on_error="raise" if cfg.on_llm_error == "fail" else "degrade",
-                   gate_labels=cfg.gate_labels(), cache=cache, pregate=pregate)
+            router = get_router(cfg.pregate["path"])
+            try:
+                pregate = PreGate(router, load_embedder(router.embedder), cfg.pregate["to"], Path(cfg.pregate["path"]).name)
+            except (EmbeddingError, ValueError) as e:
+                raise ConfigError(f"{where}[pregate] {e}") from None
+        cascade = Cascade(tiers, gates, max_tokens=cfg.max_tokens,
+                          on_error="raise" if cfg.on_llm_error == "fail" else "degrade",
+                          gate_labels=cfg.gate_labels(), cache=cache, pregate=pregate)
+        opened.pop_all()  # success: the cascade owns them now (Cascade.close)
+    return cascade

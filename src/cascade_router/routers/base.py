@@ -47,6 +47,20 @@ def decide(score, threshold: float):
     return bool(out) if out.ndim == 0 else out
 
 
+def check_c_and_threshold(C: float, threshold: float) -> tuple[float, float]:
+    """A learned router's regularisation strength and probability threshold as floats.
+
+    Raises:
+        ValueError: ``C`` not > 0, or a nan threshold (naming the parameter).
+    """
+    if not float(C) > 0:
+        raise ValueError(f"C must be > 0, got {C!r}")
+    threshold = float(threshold)
+    if math.isnan(threshold):
+        raise ValueError("threshold must be a probability (or +-inf), not nan")
+    return float(C), threshold
+
+
 def value_is_nan(v: Any) -> bool:
     """True for None or a float nan."""
     return v is None or (isinstance(v, float) and math.isnan(v))

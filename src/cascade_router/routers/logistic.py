@@ -12,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ..signals import SIGNALS
-from .base import Router, SignalRows, as_rows, column, register
+from .base import Router, SignalRows, as_rows, check_c_and_threshold, column, register
 
 
 @register
@@ -42,16 +42,11 @@ class LogisticRouter(Router):
             raise ValueError(f"signals must not repeat a name, got {list(signals)}")
         if signals is not None and len(signals) == 0:
             raise ValueError("signals must name at least one signal (or be None for all)")
-        if not float(C) > 0:
-            raise ValueError(f"C must be > 0, got {C!r}")
         self.signals = list(signals or SIGNALS)
         unknown = [s for s in self.signals if s not in SIGNALS]
         if unknown:
             raise ValueError(f"unknown signals {unknown}; valid: {', '.join(SIGNALS)}")
-        self.C = float(C)
-        self.threshold = float(threshold)
-        if math.isnan(self.threshold):
-            raise ValueError("threshold must be a probability (or +-inf), not nan")
+        self.C, self.threshold = check_c_and_threshold(C, threshold)
         self._state: dict[str, Any] | None = None
 
     def get_params(self) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .base import Router, register
+from .base import Router, check_c_and_threshold, register
 
 
 def _matrix(X) -> np.ndarray:
@@ -48,13 +48,8 @@ class EmbeddingRouter(Router):
     def __init__(self, embedder: str = "minilm", C: float = 1.0, threshold: float = 0.5) -> None:
         if not isinstance(embedder, str) or not embedder:
             raise ValueError(f"embedder must be an embedder spec string, got {embedder!r}")
-        if not float(C) > 0:
-            raise ValueError(f"C must be > 0, got {C!r}")
         self.embedder = embedder
-        self.C = float(C)
-        self.threshold = float(threshold)
-        if math.isnan(self.threshold):
-            raise ValueError("threshold must be a probability (or +-inf), not nan")
+        self.C, self.threshold = check_c_and_threshold(C, threshold)
         self._state: dict[str, Any] | None = None
 
     def get_params(self) -> dict[str, Any]:
