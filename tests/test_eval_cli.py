@@ -91,6 +91,11 @@ def test_calibrate_logistic_writes_a_loadable_router(tmp_path):
     assert info["llm_call_rate"] == pytest.approx(0.25)
     assert (info["slm_f1"], info["llm_f1"]) == pytest.approx((50.0, 100.0))
     assert info["f1"] == pytest.approx(75.0)  # the 3 escalated are wrong SLM answers made right
+    # the promise comes with its 95% interval (bootstrap over the 12 one-question passages)
+    lo, hi = info["f1_ci95"]
+    assert 40.0 <= lo < 75.0 < hi <= 100.0
+    lo, hi = info["llm_call_rate_ci95"]
+    assert 0.0 <= lo < 0.25 < hi <= 0.6
 
     router = get_router(str(out))
     assert isinstance(router, LogisticRouter)

@@ -94,10 +94,12 @@ def command(run_dir, router_spec, target_rate, target_gap, after, out_path):
         router.save(out_path)
     except OSError as e:
         fail(f"--out {out_path}: {e.strerror or e}")
+    ci = _promise_intervals(run, esc, slm_q, llm_q)
     click.echo(json.dumps(json_safe({"router": str(out_path), "kind": router.kind, "threshold": t,
                            "after": after, "next": nxt,
                            "calibration_questions": run.n, "llm_call_rate": float(esc.mean()),
-                           "f1": 100 * float(f1), f"{after}_f1": 100 * float(slm_q.mean()),
+                           "llm_call_rate_ci95": ci["llm_call_rate_ci95"],
+                           "f1": 100 * float(f1), "f1_ci95": ci["f1_ci95"], f"{after}_f1": 100 * float(slm_q.mean()),
                            f"{nxt}_f1": 100 * float(llm_q.mean())}), indent=2))
 
 
@@ -130,6 +132,18 @@ def _calibrate_pregen(rd, examples, run, after, nxt, slm_q, llm_q, target_rate, 
     except OSError as e:
         fail(f"--out {out_path}: {e.strerror or e}")
     f1 = np.where(esc, llm_q, slm_q).mean()
+    ci = _promise_intervals(run, esc, slm_q, llm_q)
     click.echo(json.dumps(json_safe({"router": str(out_path), "kind": router.kind, "threshold": t, "after": after,
                                      "next": nxt, "calibration_questions": run.n, "skip_rate": float(esc.mean()),
-                                     "f1": 100 * float(f1)}), indent=2))
+                                     "skip_rate_ci95": ci["llm_call_rate_ci95"],
+                                     "f1": 100 * float(f1), "f1_ci95": ci["f1_ci95"]}), indent=2))
+
+
+def _promise_intervals(run, esc, slm_q, llm_q) -> dict:
+    """95% intervals (bootstrap over the run's passages) of the call rate and F1 the saved router
+    reaches on the calibration run: what it promises on a fresh sample of the same kind."""
+    from ..evaluation.stats import Bootstrap, point_intervals
+
+    boot = Bootstrap.over_passages([r.ex.passage_id for r in run.records])
+    f1 = np.where(esc, llm_q, slm_q)
+    return point_intervals(boot, f1, f1, esc, np.zeros(len(f1)))
