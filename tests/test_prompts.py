@@ -146,3 +146,15 @@ def test_non_abstentions_are_kept_with_allow_abstain(raw):
 @pytest.mark.parametrize("raw", ["A-levels", "The A-Team"])
 def test_hyphenated_a_is_not_a_prefix(raw):
     assert clean_answer(raw) == raw
+
+
+@pytest.mark.parametrize("raw", ["Paris<|im_end|>", "Paris <end_of_turn>\nmore text", "Paris</s>",
+                                 "Paris<|eot_id|><|start_header_id|>user", "Paris[/INST]", "Paris<|endoftext|>",
+                                 "<|im_start|>assistant\nParis<|im_end|>", "<start_of_turn>model\nParis<end_of_turn>"])
+def test_chat_template_markers_never_reach_the_answer(raw):
+    """A base model behind a chat endpoint writes the template's markers as text (issue 11)."""
+    assert clean_answer(raw) == "Paris"
+
+
+def test_angle_brackets_that_are_not_markers_stay():
+    assert clean_answer("x < y and y > z") == "x < y and y > z"

@@ -181,10 +181,22 @@ def is_abstention(text: str) -> bool:
     return bool(ans) and bool(_ABSTAIN_RE.match(ans))
 
 
+#: End-of-turn and template markers of common chat templates (ChatML, Gemma, Llama 2/3, Phi).
+_TEMPLATE_MARKER = re.compile(r"<\|im_end\|>|<\|im_start\|>|<end_of_turn>|<start_of_turn>|</s>|<\|eot_id\|>|"
+                              r"<\|end\|>|<\|endoftext\|>|<\|end_of_text\|>|\[/INST\]")
+
+
+#: A turn opening at the very start (``<|im_start|>assistant``), dropped before cutting.
+_TEMPLATE_OPEN = re.compile(r"^\s*(?:<\|im_start\|>|<start_of_turn>)\s*(?:assistant|model)?\s*")
+
+
 def clean_answer(text: str, allow_abstain: bool = False) -> str:
     """Reduce a raw completion to the answer string that gets scored.
 
-    Steps, in order: keep the first non-empty line; drop a leading ``Answer:``-style prefix
+    Steps, in order: drop a turn opening at the start (``<|im_start|>assistant``) and cut at the
+    first chat-template marker (``<|im_end|>``, ``<end_of_turn>``,
+    ``</s>``, ``<|eot_id|>``, ``<|end|>``, ``<|endoftext|>``, ``[/INST]``: a base model behind a
+    chat endpoint writes them as text); keep the first non-empty line; drop a leading ``Answer:``-style prefix
     (``Answer:``, ``A:``, ``The answer is:``); strip surrounding quotes, markdown ``*`` and
     whitespace; drop a trailing period (but keep it after a one-letter abbreviation such as
     ``U.S.``); and, where ``allow_abstain`` is true (SQuAD v2), map an abstention
@@ -200,7 +212,9 @@ def clean_answer(text: str, allow_abstain: bool = False) -> str:
     Returns:
         The cleaned answer (possibly ``""``).
     """
-    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    text = _TEMPLATE_OPEN.sub("", text or "", count=1)  # a base model behind a chat endpoint
+    text = _TEMPLATE_MARKER.split(text, maxsplit=1)[0]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     ans = lines[0] if lines else ""
     for _ in range(2):
         ans = _PREFIX.sub("", ans, count=1).strip()
