@@ -337,3 +337,14 @@ def test_models_with_an_empty_cache_dir(tmp_path):
     assert smol.rstrip().endswith("ready")
     assert f"cache directory: {tmp_path}" in r.stdout
     assert not (tmp_path / "models").exists()  # listing builds nothing
+
+
+def test_models_json(tmp_path):
+    r = run("models", "--json", env={CACHE_ENV: str(tmp_path)})
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    by = {m["name"]: m for m in d["models"]}
+    assert set(by) == {"smollm2-135m", "gemma3-270m"} and by["smollm2-135m"]["ready"] is True
+    assert by["gemma3-270m"]["ready"] is False and "models --prepare" in by["gemma3-270m"]["state"]
+    assert d["embedder"]["ready"] is True and d["embedder"]["path"].endswith("model.onnx")
+    assert d["cache_dir"] == str(tmp_path)
