@@ -482,3 +482,32 @@ def test_cli_port_zero_banner_shows_the_bound_port(openai_stub):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+class _TinyWindow:
+    """A backend with a 64-token window whose tokenizer counts one token per 4 characters."""
+
+    model_id, family, n_ctx = "tiny", "chat", 64
+
+    def prompt_tokens(self, prompt):
+        return sum(len(m["content"]) for m in prompt.messages) // 4 if prompt.messages else len(prompt.text) // 4
+
+    def generate(self, prompt):
+        raise AssertionError("a prompt over the window must not be sent")
+
+    def close(self):
+        pass
+
+
+def test_a_question_longer_than_the_window_is_a_400_not_a_failing_tier():
+    b = _TinyWindow()
+    cascade = Cascade([Tier("slm", b), Tier("llm", b)], [get_router("seed-v1")])
+    with BackgroundServer(create_app(cascade)) as srv:
+        r = httpx.post(srv.url + "/v1/chat/completions", timeout=30,
+                       json={"messages": [{"role": "user", "content": "Why " + "really " * 200 + "?"}]})
+        metrics = httpx.get(srv.url + "/metrics", timeout=10).text
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["code"] == "context_length_exceeded" and err["param"] == "messages"
+    assert "tier slm" in err["message"] and "context window (64)" in err["message"]
+    assert 'cascade_tier_calls_total{outcome="error",tier="slm"} 0.0' in metrics

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .models.base import Backend, Generation, ModelError
+from .models.base import Backend, ContextLengthError, Generation, ModelError
 from .jsonsafe import json_safe
 from .prompts import build_prompt, check_task, clean_answer
 from .routers.base import Reason, Router, decide
@@ -96,7 +96,7 @@ def ask_model(
             if n is None or n <= budget:
                 break
             if not context:
-                raise ModelError(f"{backend.model_id}: question alone ({n} tokens) exceeds the context window ({n_ctx})")
+                raise ContextLengthError(f"{backend.model_id}: question alone ({n} tokens) exceeds the context window ({n_ctx})")
             keep = max(0, int(len(context) * (1 - (n - budget) / max(n, 1)) * 0.97) - 1)
             context = context[:keep]
             truncated = True

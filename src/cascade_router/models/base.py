@@ -20,6 +20,12 @@ class ModelError(RuntimeError):
         self.tier = tier
 
 
+class ContextLengthError(ModelError):
+    """The request itself does not fit a tier's context window (the question alone, before any
+    passage): the client's mistake, not a failing tier (the server answers 400
+    ``context_length_exceeded``)."""
+
+
 @dataclass
 class TokenTop:
     """One alternative at a generated position: the token string and its natural-log probability."""

@@ -64,7 +64,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..cascade import CascadeResult
-from ..models.base import ModelError
+from ..models.base import ContextLengthError, ModelError
 from . import wire
 from .guard import Guard, is_loopback, load_api_keys  # noqa: F401  (re-exported)
 from .metrics import CONTENT_TYPE, ServerMetrics
@@ -227,6 +227,9 @@ class ServerState:
         call = partial(self.cascade.answer, q.question, q.passage, task=q.task, max_tokens=max_tokens, start=start, **kw)
         try:
             res = await anyio.to_thread.run_sync(call, limiter=self.limiter)
+        except ContextLengthError as e:  # the request is too long: the client's mistake, not the tier's
+            return error_response(400, f"the question does not fit tier {e.tier or 'unknown'}'s context window: {e}",
+                                  "invalid_request_error", "messages", "context_length_exceeded")
         except ModelError as e:
             tier = e.tier or "unknown"
             self.metrics.record_failure(tier)
