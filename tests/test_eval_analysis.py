@@ -288,7 +288,7 @@ def test_target_rate_on_test_split_matches_the_router(tmp_path):
     test_rows = [r.tiers["slm"].signals for r in run.records if r.ex.id in ("q3", "q4", "q7", "q8")]
     for key, t in (("target30", 0.3), ("target50", 0.2)):
         assert getattr(c, key).threshold == pytest.approx(t)
-        assert SignalRouter("mean_logprob", threshold=t).predict(test_rows).mean() == 0.75
+        assert SignalRouter("mean_logprob").with_threshold(t).predict(test_rows).mean() == 0.75
         assert {k: v for k, v in vars(getattr(c, key)).items() if not k.endswith("_ci95")} == pytest.approx({"threshold": t, "llm_call_rate": 0.75, "f1": 75.0}), key
 
 

@@ -132,8 +132,8 @@ def three(tmp_path):
 def _gates(t_small: float = 0.45, t_medium: float = 0.6):
     """The configured gates: after small, escalate when its mean logprob < -t_small; after
     medium, when its mean logprob < -t_medium."""
-    return [("signal:mean_logprob (small)", SignalRouter("mean_logprob", threshold=t_small)),
-            ("signal:mean_logprob (medium)", SignalRouter("mean_logprob", threshold=t_medium))]
+    return [("signal:mean_logprob (small)", SignalRouter("mean_logprob", threshold=-t_small)),
+            ("signal:mean_logprob (medium)", SignalRouter("mean_logprob", threshold=-t_medium))]
 
 
 # --------------------------------------------------------------------------- loading

@@ -87,7 +87,7 @@ def test_nan_signals_never_fire():
     assert r.escalate(sig(length_words=9, mean_entropy=NAN, mean_logprob=NAN))  # length still routes
     assert not r.escalate(sig(length_words=NAN, mean_entropy=NAN, mean_logprob=NAN))
     assert math.isnan(r.decision_function(sig(length_words=NAN, mean_entropy=NAN, mean_logprob=NAN))[0])
-    s = SignalRouter("mean_logprob", 0.6)
+    s = SignalRouter("mean_logprob", -0.6)
     assert not s.escalate(sig(mean_logprob=NAN))
     assert not s.explain(sig(mean_logprob=NAN))[0].fired
     assert "n/a" in str(s.explain(sig(mean_logprob=NAN))[0])
@@ -346,3 +346,23 @@ def test_random_router_roundtrip_restarts_stream(tmp_path):
     loaded = get_router(str(r.save(tmp_path / "rand.json")))
     np.testing.assert_array_equal(loaded.decision_function([{}] * 50), first)
     assert loaded.threshold == pytest.approx(0.75)
+
+
+def test_signal_router_threshold_is_in_the_signals_own_units():
+    """SignalRouter("mean_logprob", -0.6) means what signal:mean_logprob:-0.6 means (issue 11)."""
+    r = SignalRouter("mean_logprob", -0.6)
+    assert r.escalate(sig(mean_logprob=-0.7)) and not r.escalate(sig(mean_logprob=-0.5))
+    assert r.get_params() == {"signal": "mean_logprob", "threshold": -0.6, "direction": -1, "units": "signal"}
+    assert r.threshold == pytest.approx(0.6)  # on the decision score -mean_logprob
+    assert get_router("signal:mean_logprob:-0.6").get_params() == r.get_params()
+    reason = r.explain(sig(mean_logprob=-0.7))[0]
+    assert (reason.op, reason.threshold, reason.fired) == ("<", -0.6, True)
+    up = SignalRouter("length_words", 8)
+    assert up.escalate(sig(length_words=9)) and not up.escalate(sig(length_words=8))
+    # JSON round trip, and a file written before the convention (score units, no "units") loads as meant
+    assert router_from_dict(r.to_dict()).get_params() == r.get_params()
+    legacy = router_from_dict({"kind": "signal", "params": {"signal": "mean_logprob", "threshold": 0.6, "direction": -1}})
+    assert legacy.signal_threshold == pytest.approx(-0.6) and legacy.escalate(sig(mean_logprob=-0.7))
+    # with_threshold takes a decision-score threshold (as sweeps choose them)
+    moved = r.with_threshold(0.3)
+    assert moved.signal_threshold == pytest.approx(-0.3) and moved.escalate(sig(mean_logprob=-0.4))

@@ -95,8 +95,9 @@ def command(run_dir, router_spec, target_rate, target_gap, after, out_path):
     except OSError as e:
         fail(f"--out {out_path}: {e.strerror or e}")
     ci = _promise_intervals(run, esc, slm_q, llm_q)
-    click.echo(json.dumps(json_safe({"router": str(out_path), "kind": router.kind, "threshold": t,
-                           "after": after, "next": nxt,
+    click.echo(json.dumps(json_safe({"router": str(out_path), "kind": router.kind,
+                           "threshold": router.get_params().get("threshold", t),  # the router's own units
+                           "score_threshold": t, "after": after, "next": nxt,
                            "calibration_questions": run.n, "llm_call_rate": float(esc.mean()),
                            "llm_call_rate_ci95": ci["llm_call_rate_ci95"],
                            "f1": 100 * float(f1), "f1_ci95": ci["f1_ci95"], f"{after}_f1": 100 * float(slm_q.mean()),

@@ -55,8 +55,7 @@ def get_router(spec: str, seed: int = 0) -> Router:
             raise ValueError(f"bad router {spec!r}: use signal:NAME:THRESHOLD")
         try:
             name, t = parts[1], float(parts[2])
-            router = SignalRouter(name)
-            return SignalRouter(name, threshold=router.direction * t)
+            return SignalRouter(name, threshold=t)
         except ValueError as e:
             raise ValueError(f"bad router {spec!r}: {e}") from None
     valid = f"valid: {', '.join(ROUTER_NAMES)}, random:RATE, signal:NAME:THRESHOLD, or a router .json file"

@@ -116,6 +116,12 @@ class Router:
         """The constructor parameters, JSON-serialisable."""
         raise NotImplementedError
 
+    @classmethod
+    def upgrade_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Saved params as this version's constructor reads them (a kind whose params changed
+        meaning maps older files here); the identity by default."""
+        return params
+
     def with_threshold(self, threshold: float) -> "Router":
         """A copy with another threshold (used by sweeps and calibration)."""
         d = self.to_dict()
@@ -170,7 +176,7 @@ def router_from_dict(d: Mapping[str, Any], source: str = "router") -> Router:
     if not isinstance(params, Mapping) or not isinstance(state, Mapping):
         raise ValueError(f"{source}: 'params' and 'state' must be JSON objects")
     try:
-        r = cls(**dict(params))
+        r = cls(**cls.upgrade_params(dict(params)))
         r._set_state(state)
     except (TypeError, ValueError, AttributeError, KeyError) as e:
         raise ValueError(f"{source}: bad params or state for router kind {kind!r}: {e}") from None

@@ -22,32 +22,56 @@ def _direction(signal: str, direction: int | None) -> int:
 
 @register
 class SignalRouter(Router):
-    """Escalate on one signal: ``direction * signal > threshold``.
+    """Escalate on one signal against a threshold **in the signal's own units**.
 
-    ``direction`` is +1 when larger values mean less confidence (length, entropy) and -1 when
-    smaller values do (logprobs, margin); it defaults to :data:`cascade_router.signals.DIRECTION`.
-    So ``SignalRouter("mean_logprob", 0.6)`` escalates when mean logprob < -0.6. A nan signal never
-    escalates.
+    ``direction`` is +1 when larger values mean less confidence (length, entropy): escalate when
+    ``signal > threshold``; -1 when smaller values do (logprobs, margin, context support): escalate
+    when ``signal < threshold``. It defaults to :data:`cascade_router.signals.DIRECTION`. So
+    ``SignalRouter("mean_logprob", -0.6)`` escalates when the mean logprob is below -0.6, as the
+    CLI spelling ``signal:mean_logprob:-0.6`` does. A nan signal never escalates.
+
+    The decision score is ``direction * signal`` (higher = less confident) and
+    :attr:`threshold` is in the same score units (``direction * threshold`` of the signal);
+    :attr:`signal_threshold` is the threshold as given. Router files written before this
+    convention (``params`` without ``"units": "signal"``) held the score-units threshold and load
+    as they were meant.
     """
 
     kind = "signal"
 
-    def __init__(self, signal: str, threshold: float = 0.0, direction: int | None = None) -> None:
+    def __init__(self, signal: str, threshold: float = 0.0, direction: int | None = None, units: str = "signal") -> None:
+        if units not in ("signal", "score"):
+            raise ValueError(f"units must be 'signal' (or 'score' for files written before it), got {units!r}")
         self.signal = signal
         self.direction = _direction(signal, direction)
-        self.threshold = float(threshold)
+        t = float(threshold)
+        self.signal_threshold = t if units == "signal" else self.direction * t
+
+    @property
+    def threshold(self) -> float:
+        """The threshold on the decision score ``direction * signal``."""
+        return self.direction * self.signal_threshold
 
     def get_params(self) -> dict[str, Any]:
-        return {"signal": self.signal, "threshold": self.threshold, "direction": self.direction}
+        return {"signal": self.signal, "threshold": self.signal_threshold, "direction": self.direction, "units": "signal"}
+
+    @classmethod
+    def upgrade_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Files written before thresholds were in signal units have no ``units``: score units."""
+        return params if "units" in params else {**params, "units": "score"}
+
+    def with_threshold(self, threshold: float) -> "SignalRouter":
+        """A copy whose decision-score threshold is ``threshold`` (score units, as sweeps choose it)."""
+        return SignalRouter(self.signal, self.direction * float(threshold), self.direction)
 
     def decision_function(self, signals) -> np.ndarray:
         return self.direction * column(as_rows(signals), self.signal)
 
     def explain(self, signals: Mapping[str, float]) -> list[Reason]:
         v = signals.get(self.signal, float("nan"))
-        op, t = (">", self.threshold) if self.direction > 0 else ("<", -self.threshold)
+        op = ">" if self.direction > 0 else "<"
         fired = not value_is_nan(v) and decide(self.direction * v, self.threshold)
-        return [Reason(self.signal, v, op, t, fired)]
+        return [Reason(self.signal, v, op, self.signal_threshold, fired)]
 
 
 @register
