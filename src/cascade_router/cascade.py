@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable, Iterator, Mapping
 
 from .models.base import Backend, ContextLengthError, Generation, ModelError
 from .jsonsafe import json_safe
@@ -450,6 +450,22 @@ class Cascade:
         last = res.runs[-1]
         res.answer, res.route = last.answer, last.tier
         return res
+
+    def answer_many(self, items: Iterable[Mapping[str, Any]], task: str = "squad", max_tokens: int | None = None
+                    ) -> Iterator[CascadeResult | ModelError]:
+        """Answer a batch, one question after another: for each item (``{"question", "context"
+        (optional), "task" (optional, default ``task``)}``) its :class:`CascadeResult`, or the
+        :class:`ModelError` that stopped it (the batch goes on).
+
+        Raises:
+            ValueError: an item without a non-empty ``question`` (before any model runs for it).
+        """
+        for item in items:
+            try:
+                yield self.answer(item["question"], item.get("context"), task=item.get("task") or task,
+                                  max_tokens=max_tokens)
+            except ModelError as e:
+                yield e
 
     def close(self) -> None:
         """Close every tier (a backend shared by two tiers is closed once) and the cache."""

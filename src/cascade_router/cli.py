@@ -14,10 +14,11 @@ def main() -> None:
 
 
 def _register() -> None:
-    from .commands import ask, calibrate, models, score, serve
+    from .commands import ask, calibrate, models, route, score, serve
     from .commands.eval import eval_command, report_command
 
     main.add_command(ask.command, "ask")
+    main.add_command(route.command, "route")
     main.add_command(models.command, "models")
     main.add_command(score.command, "score")
     main.add_command(eval_command, "eval")
