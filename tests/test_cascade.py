@@ -226,6 +226,15 @@ def test_openai_compat_llm_tier_against_real_llama_cpp_server(slm, llm):
     assert res.route == "llm" and res.answer == "Paris"
     g = res.run("llm").generation
     assert g.model == "gemma3-270m" and res.run("llm").model == "gemma3-270m"
+    # no gate reads the last tier's signals, so logprobs="auto" did not ask for them
+    assert g.logprobs is None and "mean_logprob" in res.run("llm").unavailable
+    # with an abstain gate after it, it asks, and llama.cpp's server returns them
+    remote = OpenAICompatBackend("gemma3-270m", llm.base_url, family="base", api_key_env=None, timeout_s=60, retries=0)
+    try:
+        c = Cascade([Tier("slm", slm), Tier("llm", remote)], [get_router("always-llm"), get_router("always-slm")])
+        g = c.answer(QUESTION, PASSAGE).run("llm").generation
+    finally:
+        remote.close()
     assert g.logprobs is not None and len(g.logprobs) == len(g.tokens) >= 1
     assert g.top_logprobs[0][0].token == " Paris"
 

@@ -136,6 +136,12 @@ class TierRun:
     cost_usd: float
     latency_s: float
 
+    @property
+    def unavailable(self) -> list[str]:
+        """Signals that could not be measured on this run (nan: no logprobs from the backend, no
+        generated token, no passage); a gate never fires on them."""
+        return [k for k, v in self.signals.items() if v != v]
+
 
 @dataclass
 class GateDecision:
@@ -297,6 +303,14 @@ class Cascade:
             raise ValueError(f"on_error must be 'degrade' or 'raise', got {self.on_error!r}")
         if self.gate_labels is None:
             self.gate_labels = [getattr(g, "kind", "router") if g is not None else "" for g in self.gates]
+        # an endpoint tier with logprobs="auto" asks for them only where a gate reads its signals
+        need: dict[int, bool] = {}
+        for i, t in enumerate(self.tiers):
+            gated = i < len(self.gates) and self.gates[i] is not None
+            need[id(t.backend)] = need.get(id(t.backend), False) or gated
+        for t in self.tiers:
+            if hasattr(t.backend, "need_logprobs"):
+                t.backend.need_logprobs = need[id(t.backend)]
 
     @property
     def names(self) -> list[str]:

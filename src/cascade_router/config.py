@@ -88,6 +88,7 @@ class TierConfig:
     api_key_env: str | None = "OPENAI_API_KEY"
     timeout_s: float = 30.0
     retries: int = 2
+    logprobs: bool | str = "auto"
     price: TierPrice | None = None
 
     def price_or_default(self) -> TierPrice:
@@ -99,7 +100,7 @@ class TierConfig:
         :func:`~cascade_router.models.registry.load_model` raises."""
         return load_model(
             self.model, family=self.family, threads=self.threads, n_ctx=self.n_ctx, top_k=self.top_k,
-            api_key_env=self.api_key_env, timeout_s=self.timeout_s, retries=self.retries,
+            api_key_env=self.api_key_env, timeout_s=self.timeout_s, retries=self.retries, logprobs=self.logprobs,
         )
 
 
@@ -218,6 +219,8 @@ def _check_tier_types(d: dict, where: str) -> None:
         bad("timeout_s", "a number of seconds > 0")
     if d.get("family") not in (None, "chat", "base"):
         bad("family", "'chat' or 'base'")
+    if "logprobs" in d and d["logprobs"] not in (True, False, "auto"):
+        bad("logprobs", "true, false or \"auto\"")
     if d.get("api_key_env") is not None and not isinstance(d["api_key_env"], str):
         bad("api_key_env", "the NAME of an environment variable (a string)")
 

@@ -100,6 +100,9 @@ def _print_result(res) -> None:
         click.echo(f"tier {f.tier} failed: {f.error} (degraded)")
     for r in res.runs:
         click.echo(f"{r.tier} answer: {r.answer!r}")
+        if r.unavailable:
+            click.echo(f"{r.tier} signals unavailable: {', '.join(r.unavailable)}"
+                       + (" (no logprobs from this tier)" if r.generation.logprobs is None else ""))
     click.echo(f"tokens: {res.total_tokens}  latency: {res.latency_s:.2f} s  cost: ${res.cost_usd:.8f}")
     if res.cache_status == "miss":
         click.echo("cache: miss (answer stored)" if res.cache_error is None else f"cache: miss ({res.cache_error})")

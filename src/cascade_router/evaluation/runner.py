@@ -66,6 +66,9 @@ def run_generations(
     Returns:
         :class:`RunStats`.
     """
+    for backend in tiers.values():  # an evaluation stores every tier's signals
+        if hasattr(backend, "need_logprobs"):
+            backend.need_logprobs = True
     done = store.done()
     stats = RunStats()
     t0 = time.perf_counter()

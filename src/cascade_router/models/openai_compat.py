@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
@@ -18,6 +19,8 @@ from .base import Generation, ModelError, Prompt
 from .parsing import parse_response
 
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+log = logging.getLogger(__name__)
 
 
 def _retryable(e: BaseException) -> bool:
@@ -43,6 +46,9 @@ class OpenAICompatBackend:
             with exponential backoff (0.5 s, 1 s, 2 s, ... capped at 8 s).
         top_k: top logprobs requested per token (OpenAI allows at most 20).
         n_ctx: the model's context window in tokens, if known (enables passage truncation).
+        logprobs: ``True`` (always ask), ``False`` (never), or ``"auto"`` (the default): ask only
+            while :attr:`need_logprobs` (a gate reads this tier's signals), and when the server
+            answers 400 naming logprobs, retry once without them and stop asking.
 
     Raises (from :meth:`generate`):
         ModelError: unreachable after the retries, a non-retryable HTTP error, or a bad body.
@@ -58,9 +64,17 @@ class OpenAICompatBackend:
         retries: int = 2,
         top_k: int = 5,
         n_ctx: int | None = None,
+        logprobs: bool | str = "auto",
     ) -> None:
         if family not in ("chat", "base"):
             raise ValueError(f"family must be 'chat' or 'base', got {family!r}")
+        if logprobs not in (True, False, "auto"):
+            raise ValueError(f"logprobs must be true, false or 'auto', got {logprobs!r}")
+        self.logprobs = logprobs
+        #: with ``logprobs="auto"``: whether anything reads this tier's logprobs (a gate after it,
+        #: or an evaluation storing every signal); set by the cascade and the eval runner.
+        self.need_logprobs = True
+        self.logprobs_refused = False  # the server answered 400 naming logprobs once
         base_url = base_url.rstrip("/")
         if not base_url.endswith("/v1"):
             base_url += "/v1"
@@ -88,13 +102,45 @@ class OpenAICompatBackend:
         body: dict = {"model": self.model_id, "max_tokens": prompt.max_tokens, "temperature": 0.0}
         if prompt.stop:
             body["stop"] = prompt.stop
+        ask = self.logprobs is True or (self.logprobs == "auto" and self.need_logprobs and not self.logprobs_refused)
         if chat:
-            body.update(messages=prompt.messages, logprobs=True, top_logprobs=self.top_k)
+            body.update(messages=prompt.messages)
+            if ask:
+                body.update(logprobs=True, top_logprobs=self.top_k)
             path = "/chat/completions"
         else:
-            body.update(prompt=prompt.text, logprobs=self.top_k)
+            body.update(prompt=prompt.text)
+            if ask:
+                body.update(logprobs=self.top_k)
             path = "/completions"
         t0 = time.perf_counter()
+        try:
+            resp = self._request(path, body)
+        except httpx.HTTPStatusError as e:
+            refused = e.response.status_code == 400 and "logprob" in e.response.text.lower()
+            if not (refused and ask and self.logprobs == "auto"):
+                raise self._error(e) from e
+            log.warning("%s@%s refuses logprobs (HTTP 400); asking without them from now on: "
+                        "gates on logprob signals cannot fire for this tier", self.model_id, self.base_url)
+            self.logprobs_refused = True
+            for k in ("logprobs", "top_logprobs"):
+                body.pop(k, None)
+            try:
+                resp = self._request(path, body)
+            except httpx.HTTPStatusError as e2:
+                raise self._error(e2) from e2
+        return parse_response(resp, chat=chat, model=self.model_id, latency_s=time.perf_counter() - t0)
+
+    def _error(self, e: httpx.HTTPStatusError) -> ModelError:
+        return ModelError(f"{self.model_id}@{self.base_url}: HTTP {e.response.status_code}: {e.response.text[:300]}")
+
+    def _request(self, path: str, body: dict) -> dict:
+        """POST with retries on timeouts, connection errors, 429 and 5xx.
+
+        Raises:
+            httpx.HTTPStatusError: a non-retryable status (or retries spent on one).
+            ModelError: unreachable, a reply that is not JSON, a request that is not valid text.
+        """
         try:
             for attempt in Retrying(
                 stop=stop_after_attempt(self.retries + 1),
@@ -103,11 +149,9 @@ class OpenAICompatBackend:
                 reraise=True,
             ):
                 with attempt:
-                    resp = self._post(path, body)
-        except httpx.HTTPStatusError as e:
-            raise ModelError(
-                f"{self.model_id}@{self.base_url}: HTTP {e.response.status_code}: {e.response.text[:300]}"
-            ) from e
+                    return self._post(path, body)
+        except httpx.HTTPStatusError:
+            raise
         except (httpx.TransportError, RetryError) as e:
             raise ModelError(
                 f"{self.model_id}@{self.base_url}: unreachable after {self.retries + 1} attempts "
@@ -117,7 +161,7 @@ class OpenAICompatBackend:
             raise ModelError(f"{self.model_id}@{self.base_url}: the request text is not valid Unicode: {e}") from e
         except ValueError as e:
             raise ModelError(f"{self.model_id}@{self.base_url}: reply is not JSON: {e}") from e
-        return parse_response(resp, chat=chat, model=self.model_id, latency_s=time.perf_counter() - t0)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def prompt_tokens(self, prompt: Prompt) -> int | None:
         """Unknown for a generic endpoint: returns ``None`` (no client-side truncation)."""

@@ -134,6 +134,7 @@ def load_model(
     api_key_env: str | None = "OPENAI_API_KEY",
     timeout_s: float = 30.0,
     retries: int = 2,
+    logprobs: bool | str = "auto",
 ) -> Backend:
     """Open a backend for a model spec (see module docstring).
 
@@ -144,7 +145,8 @@ def load_model(
         threads: llama.cpp CPU threads (default: all cores).
         n_ctx: llama.cpp context window, tokens.
         top_k: top logprobs per generated token.
-        api_key_env, timeout_s, retries: endpoint options (see :class:`OpenAICompatBackend`).
+        api_key_env, timeout_s, retries, logprobs: endpoint options (see :class:`OpenAICompatBackend`;
+            in-process llama.cpp always returns logprobs).
 
     Raises:
         ValueError: unknown spec. ModelNotAvailable: embedded package missing.
@@ -156,7 +158,7 @@ def load_model(
         model, url = value.split("@", 1)
         return OpenAICompatBackend(
             model, url, family=family or "chat", api_key_env=api_key_env,
-            timeout_s=timeout_s, retries=retries, top_k=top_k,
+            timeout_s=timeout_s, retries=retries, top_k=top_k, logprobs=logprobs,
         )
     from .llamacpp import LlamaCppBackend
 

@@ -18,7 +18,8 @@ the JSON OpenAI clients expect.
   started at), ``escalated``, ``degraded``, ``error``, ``task``, ``question``,
   ``passage_chars``, ``max_tokens``; ``tiers``: one entry per tier that ran, in order (``name``,
   ``model``, ``answer``, ``prompt_tokens``, ``completion_tokens``, ``cached_prompt_tokens``,
-  ``latency_s``, ``finish_reason``, ``truncated_context``, ``cost_usd``, ``signals``);
+  ``latency_s``, ``finish_reason``, ``truncated_context``, ``cost_usd``, ``signals``,
+  ``unavailable_signals``: the signals that could not be measured, e.g. without logprobs);
   ``gates``: every gate decision, in order (``after``, ``router``, ``score``, ``threshold``,
   ``outcome`` accept|escalate|abstain, ``reasons``); ``failures``: ``[{tier, error}]``;
   ``cost_usd`` (dollars over every tier that ran) and ``latency_s`` (seconds, summed);
@@ -124,7 +125,7 @@ def extension(res: CascadeResult, q: Query, max_tokens: int) -> dict:
             "prompt_tokens": int(g.prompt_tokens), "completion_tokens": int(g.completion_tokens),
             "cached_prompt_tokens": g.cached_prompt_tokens, "latency_s": r.latency_s,
             "finish_reason": g.finish_reason, "truncated_context": bool(g.truncated_context),
-            "cost_usd": r.cost_usd, "signals": dict(r.signals),
+            "cost_usd": r.cost_usd, "signals": dict(r.signals), "unavailable_signals": r.unavailable,
         })
     gates = [{"after": d.after, "router": d.router, "score": d.score, "threshold": d.threshold,
               "outcome": d.outcome, "reasons": list(d.reasons)} for d in res.decisions]
