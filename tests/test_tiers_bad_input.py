@@ -135,3 +135,29 @@ def test_report_survives_a_damaged_earlier_summary(tmp_path, content):
     assert r.exit_code == 0, r.output
     assert "warning:" in r.stderr and "chain section is left out" in r.stderr
     assert json.loads((run / "summary.json").read_text())["tiers"] == ["small", "medium", "large"]
+
+
+def test_family_flag_sets_a_tiers_prompt_family():
+    c = resolve_config(None, None, "gemma3-270m@http://127.0.0.1:9/v1", None, families=("base",))
+    assert c.last.family == "base" and c.first.family is None
+    c = resolve_config(None, None, None, None, families=("slm=chat", "llm=base"))
+    assert (c.first.family, c.last.family) == ("chat", "base")
+
+
+@pytest.mark.parametrize("value, msg", [("poem", "must be chat or base"), ("nope=base", "no tier 'nope'"),
+                                        ("base", "say which tier")])
+def test_family_flag_errors(value, msg, capsys):
+    with pytest.raises(SystemExit) as e:
+        resolve_config(None, None, None, None, families=(value,))
+    assert e.value.code == 2 and msg in capsys.readouterr().err
+
+
+def test_verbose_and_quiet_set_the_log_level():
+    import logging
+
+    r = CliRunner().invoke(main, ["-q", "models"])
+    assert r.exit_code == 0 and logging.getLogger().level == logging.ERROR
+    r = CliRunner().invoke(main, ["-vv", "models"])
+    assert r.exit_code == 0 and logging.getLogger().level == logging.DEBUG
+    r = CliRunner().invoke(main, ["models"])
+    assert logging.getLogger().level == logging.WARNING

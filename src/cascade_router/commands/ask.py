@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import click
@@ -27,15 +26,17 @@ _INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060\x00"
 @click.option("--router", "-r", default=None, help="The gate after the first tier: router name or JSON file (default seed-v1).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Cascade config (.toml/.yaml/.json): [slm]/[llm] or [[tiers]].")
 @click.option("--task", type=click.Choice(TASKS), default=None, help="Prompt style (default: squad with a passage, open without).")
+@click.option("--family", "families", multiple=True, metavar="[TIER=]chat|base",
+              help="Prompt family of a tier: chat (chat template) or base (few-shot completion); a bare value applies "
+                   "to the models given with --slm/--llm. Repeatable.")
 @click.option("--cache", "use_cache", is_flag=True,
               help="Enable the semantic cache (SQLite in the cache directory, or the config's [cache] section): "
                    "repeated and paraphrased questions on the same passage are answered from earlier answers.")
 @click.option("--threads", type=int, default=None, help="llama.cpp threads per model (default: all cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
-def command(question, context, context_file, slm, llm, router, config_path, task, use_cache, threads, as_json):
+def command(question, context, context_file, slm, llm, router, config_path, task, use_cache, families, threads, as_json):
     """Answer QUESTION with the first tier; each gate accepts the answer or escalates to the
     next tier (a gate after the last tier may abstain)."""
-    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     if not question.strip():
         fail("--question is empty")
     if context is not None and context_file is not None:
@@ -49,7 +50,7 @@ def command(question, context, context_file, slm, llm, router, config_path, task
         fail(f"--context-file {context_file} is empty" if context_file is not None else
              "--context is empty (leave it out to ask without a passage)")
     check_specs(slm, llm)
-    cfg = resolve_config(config_path, slm, llm, router, threads, cache=use_cache)
+    cfg = resolve_config(config_path, slm, llm, router, threads, cache=use_cache, families=families)
     task = task or ("squad" if context else "open")
     from ..config import ConfigError, build_cascade
 

@@ -25,6 +25,7 @@ def resolve_config(
     router: str | None,
     threads: int | None = None,
     cache: bool = False,
+    families: tuple[str, ...] = (),
 ) -> CascadeConfig:
     """The config file's settings (or the defaults) with command-line options on top:
     ``--slm`` replaces the first tier's model, ``--llm`` the last tier's, ``--router`` the gate
@@ -37,6 +38,22 @@ def resolve_config(
     for spec, i in ((slm, 0), (llm, len(cfg.tiers) - 1)):
         if spec:  # a new model; the tier keeps its name, gate, price, timeouts and threads
             cfg.tiers[i] = dataclasses.replace(cfg.tiers[i], model=spec)
+    for value in families:  # --family [TIER=]chat|base
+        name, _, fam = value.rpartition("=")
+        if fam not in ("chat", "base"):
+            fail(f"--family {value}: the family must be chat or base (optionally TIER=chat|base)")
+        if name:
+            alias = {"slm": cfg.first.name, "llm": cfg.last.name}
+            name = name if name in cfg.names else alias.get(name, name)
+            if name not in cfg.names:
+                fail(f"--family {value}: no tier {name!r}; tiers: {', '.join(cfg.names)}")
+            targets = [t for t in cfg.tiers if t.name == name]
+        else:
+            targets = [t for spec, t in ((slm, cfg.first), (llm, cfg.last)) if spec]
+            if not targets:
+                fail(f"--family {value}: say which tier (--family TIER={fam}), or give the model with --slm/--llm")
+        for t in targets:
+            t.family = fam
     if threads:
         for t in cfg.tiers:
             t.threads = threads

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
 import shlex
 import sqlite3
@@ -118,7 +117,6 @@ def _print_summary(run, res, paths) -> None:
                    "generations for questions of this sample are copied instead of generated again.")
 def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, threads, out_dir, no_progress, reuse_dir):
     """Run every tier on a dataset sample, store every generation, and score every router offline."""
-    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     if dataset not in DATASETS:
         fail(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
     if limit is not None and limit < 0:

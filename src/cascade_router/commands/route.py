@@ -4,7 +4,6 @@ per question, resumable."""
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import click
@@ -92,14 +91,16 @@ def output_record(qid: str, res) -> dict:
 @click.option("--router", "-r", default=None, help="The gate after the first tier.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Cascade config (.toml/.yaml/.json).")
 @click.option("--task", type=click.Choice(TASKS), default=None, help="Default task (default: squad with a context, open without).")
+@click.option("--family", "families", multiple=True, metavar="[TIER=]chat|base",
+              help="Prompt family of a tier: chat (chat template) or base (few-shot completion); a bare value applies "
+                   "to the models given with --slm/--llm. Repeatable.")
 @click.option("--cache", "use_cache", is_flag=True, help="Use the semantic cache.")
 @click.option("--threads", type=int, default=None, help="llama.cpp threads per model.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def command(input_path, output_path, slm, llm, router, config_path, task, use_cache, threads, no_progress):
+def command(input_path, output_path, slm, llm, router, config_path, task, use_cache, families, threads, no_progress):
     """Answer every question of --input through the cascade and write one JSON line per question
     to --output (id, answer, route, each tier's run and signals, each gate's decision, tokens,
     cost, latency). Lines already in --output are skipped, so a rerun after a crash resumes."""
-    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     items = read_input(Path(input_path))
     out = Path(output_path)
     done = _done(out)
@@ -108,7 +109,7 @@ def command(input_path, output_path, slm, llm, router, config_path, task, use_ca
     if not todo:
         return
     check_specs(slm, llm)
-    cfg = resolve_config(config_path, slm, llm, router, threads, cache=use_cache)
+    cfg = resolve_config(config_path, slm, llm, router, threads, cache=use_cache, families=families)
     from ..config import ConfigError, build_cascade
 
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import socket
 
 import click
@@ -59,6 +58,9 @@ def _gates_label(cascade) -> str:
 @click.option("--slm", default=None, help="SLM spec (default smollm2-135m).")
 @click.option("--llm", default=None, help="LLM spec (default gemma3-270m).")
 @click.option("--router", "-r", default=None, help="Router name or JSON file (default seed-v1).")
+@click.option("--family", "families", multiple=True, metavar="[TIER=]chat|base",
+              help="Prompt family of a tier: chat (chat template) or base (few-shot completion); a bare value applies "
+                   "to the models given with --slm/--llm. Repeatable.")
 @click.option("--cache", "use_cache", is_flag=True,
               help="Enable the semantic cache (SQLite in the cache directory, or the config's [cache] section): "
                    "repeated and paraphrased questions on the same passage are answered from earlier answers.")
@@ -79,7 +81,7 @@ def _gates_label(cascade) -> str:
               help="Largest max_tokens a request may ask for (per tier); more get HTTP 400.")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True, help="uvicorn log level.")
-def command(config_path, slm, llm, router, use_cache, threads, host, port, api_key_env, max_concurrency, max_queue,
+def command(config_path, slm, llm, router, use_cache, families, threads, host, port, api_key_env, max_concurrency, max_queue,
             max_body_bytes, max_tokens_cap, log_level):
     """Serve the cascade behind an OpenAI-compatible API (/v1/chat/completions, /v1/completions,
     /v1/models, /health, /metrics).
@@ -90,7 +92,6 @@ def command(config_path, slm, llm, router, use_cache, threads, host, port, api_k
     tier's name or model id (or "slm"/"llm" for the first/last tier) starts the cascade at that
     tier, skipping the gates before it. GET /v1/models lists the tiers.
     """
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     from ..server import ServerSettings, create_app, is_loopback, load_api_keys
 
     keys: tuple[str, ...] = ()
@@ -105,7 +106,7 @@ def command(config_path, slm, llm, router, use_cache, threads, host, port, api_k
         fail(f"refusing to bind non-loopback address {host} without API keys: "
              "set --api-key-env VAR with the key(s) in $VAR, or bind 127.0.0.1")
     check_specs(slm, llm)
-    cfg = resolve_config(config_path, slm, llm, router, threads, cache=use_cache)
+    cfg = resolve_config(config_path, slm, llm, router, threads, cache=use_cache, families=families)
     sock = _bind(host, port)
     from ..config import ConfigError, build_cascade
 
