@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from .models.base import Backend, ContextLengthError, Generation, ModelError
 from .jsonsafe import json_safe
-from .prompts import build_prompt, check_task, clean_answer
+from .prompts import CHAT_MAX_TOKENS, build_prompt, check_task, clean_answer, clean_chat
 from .routers.base import Reason, Router, decide
 from .signals import compute_signals
 from .tiers import Tier, check_tier_names
@@ -58,6 +58,7 @@ def ask_model(
     task: str = "squad",
     max_tokens: int = 24,
     style: str = "short",
+    conversation: list[dict] | None = None,
 ) -> TierAnswer:
     """Ask one model one question with the prompt for its family and the task.
 
@@ -75,6 +76,7 @@ def ask_model(
         task: see :data:`cascade_router.prompts.TASKS`.
         max_tokens: answer budget in tokens.
         style: chat prompt style (see :func:`build_prompt`).
+        conversation: the ``chat`` task's messages (see :func:`build_prompt`).
 
     Raises:
         ValueError: empty question or unknown task. ModelError: the backend failed.
@@ -83,7 +85,8 @@ def ask_model(
         raise ValueError("question is empty")
     check_task(task)
     context = context or ""
-    prompt = build_prompt(question, context, task, backend.family, max_tokens=max_tokens, style=style)
+    prompt = build_prompt(question, context, task, backend.family, max_tokens=max_tokens, style=style,
+                          conversation=conversation)
     truncated = False
     n_ctx = getattr(backend, "n_ctx", None)
     counter = getattr(backend, "prompt_tokens", None)
@@ -100,7 +103,8 @@ def ask_model(
             keep = max(0, int(len(context) * (1 - (n - budget) / max(n, 1)) * 0.97) - 1)
             context = context[:keep]
             truncated = True
-            prompt = build_prompt(question, context, task, backend.family, max_tokens=max_tokens, style=style)
+            prompt = build_prompt(question, context, task, backend.family, max_tokens=max_tokens, style=style,
+                                  conversation=conversation)
         if truncated:
             log.warning(
                 "%s: passage truncated to %d characters to fit the %d-token context window",
@@ -108,6 +112,8 @@ def ask_model(
             )
     gen = backend.generate(prompt)
     gen.truncated_context = truncated
+    if task == "chat":
+        return TierAnswer(clean_chat(gen.text), gen)
     return TierAnswer(clean_answer(gen.text, allow_abstain=(task == "squad-v2")), gen)
 
 
@@ -272,6 +278,8 @@ class Cascade:
             tier that answers repeated and paraphrased questions (None: no cache).
         pregate: a :class:`cascade_router.stages.pregate.PreGate`: a stage after the cache that
             sends a question straight to a later tier from its embedding alone (None: none).
+        chat_gate: the gate after the first tier for the ``chat`` task (general chat answers are
+            long, so the QA gates' length rules would escalate every one); None: the QA gate.
 
     Raises:
         ValueError: no tier, duplicate tier names, wrong number of gates, a missing gate, an
@@ -286,6 +294,7 @@ class Cascade:
     gate_labels: list[str] | None = None
     cache: Any = None
     pregate: Any = None
+    chat_gate: Router | None = None
 
     def __post_init__(self) -> None:
         self.tiers = list(self.tiers)
@@ -332,7 +341,8 @@ class Cascade:
                   vars(t.price)] for t in self.tiers]
         gates = [g.to_dict() if g is not None else None for g in self.gates]
         pre = None if self.pregate is None else [self.pregate.router.to_dict(), self.pregate.to]
-        raw = json.dumps(json_safe([tiers, gates, self.style, pre], nan="string"), sort_keys=True)
+        chat = None if self.chat_gate is None else self.chat_gate.to_dict()
+        raw = json.dumps(json_safe([tiers, gates, self.style, pre, chat], nan="string"), sort_keys=True)
         return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
     @property
@@ -347,9 +357,13 @@ class Cascade:
                 return t
         raise ValueError(f"unknown tier {name!r}; tiers: {', '.join(self.names)}")
 
-    def gate(self, i: int, run: TierRun) -> GateDecision | None:
-        """The decision of the gate after tier ``i`` on its run (None without a gate)."""
+    def gate(self, i: int, run: TierRun, task: str = "squad") -> GateDecision | None:
+        """The decision of the gate after tier ``i`` on its run (None without a gate); for the
+        ``chat`` task the gate after the first tier is :attr:`chat_gate` where set."""
         router = self.gates[i] if i < len(self.gates) else None
+        label = self.gate_labels[i] if router is not None else ""
+        if task == "chat" and i == 0 and router is not None and self.chat_gate is not None:
+            router, label = self.chat_gate, f"chat: {getattr(self.chat_gate, 'kind', 'router')}"
         if router is None:
             return None
         score = float(router.decision_function(run.signals)[0])  # drawn once (random router)
@@ -357,13 +371,14 @@ class Cascade:
         last = i == len(self.tiers) - 1
         go_on = decide(score, threshold)
         outcome = ("abstain" if last else "escalate") if go_on else "accept"
-        return GateDecision(run.tier, self.gate_labels[i], score, threshold, outcome, router.explain(run.signals))
+        return GateDecision(run.tier, label, score, threshold, outcome, router.explain(run.signals))
 
-    def run_tier(self, i: int, question: str, context: str | None, task: str, max_tokens: int) -> TierRun:
+    def run_tier(self, i: int, question: str, context: str | None, task: str, max_tokens: int,
+                 conversation: list[dict] | None = None) -> TierRun:
         """Ask tier ``i`` alone. Raises ModelError with ``tier`` set."""
         t = self.tiers[i]
         try:
-            ta = ask_model(t.backend, question, context, task, max_tokens, self.style)
+            ta = ask_model(t.backend, question, context, task, max_tokens, self.style, conversation)
         except ModelError as e:
             e.tier = t.name
             raise
@@ -372,17 +387,21 @@ class Cascade:
                        t.price.of(g), g.latency_s)
 
     def answer(self, question: str, context: str | None = None, task: str = "squad",
-               max_tokens: int | None = None, start: str | None = None, use_cache: bool = True) -> CascadeResult:
+               max_tokens: int | None = None, start: str | None = None, use_cache: bool = True,
+               conversation: list[dict] | None = None) -> CascadeResult:
         """Answer one question through the tiers.
 
         Args:
             question: non-empty question.
             context: the passage (or None).
             task: prompt task (``squad``, ``squad-v2``, ``hotpotqa``, ``open``).
-            max_tokens: answer budget per tier for this question (default :attr:`max_tokens`).
+            max_tokens: answer budget per tier for this question (default :attr:`max_tokens`; for
+                the ``chat`` task at least :data:`~cascade_router.prompts.CHAT_MAX_TOKENS`).
             start: a tier name: start there and skip the gates before it (None: the first tier).
             use_cache: consult the semantic cache (when the cascade has one) and store the answer;
                 False bypasses it (the request's ``x-cascade-cache-control: no-cache``).
+            conversation: for ``task="chat"``, the messages (system, user and assistant turns,
+                ending with the user's); default ``question`` as one turn.
 
         Raises:
             ValueError: empty question, unknown task or ``start``.
@@ -390,7 +409,10 @@ class Cascade:
                 ``ModelError.tier`` names it.
         """
         i0 = 0 if start is None else self.names.index(self.tier(start).name)
-        budget = self.max_tokens if max_tokens is None else int(max_tokens)
+        if max_tokens is not None:
+            budget = int(max_tokens)
+        else:  # general chat answers in sentences, QA in a few words
+            budget = max(self.max_tokens, CHAT_MAX_TOKENS) if task == "chat" else self.max_tokens
         key = None
         cache_error = None
         if self.cache is not None and use_cache:
@@ -398,7 +420,8 @@ class Cascade:
                 raise ValueError("question is empty")
             from .stages.cache import cache_key
 
-            key = cache_key(task, context, self.fingerprint(), budget, start)
+            scope = context if task != "chat" else json.dumps((conversation or [])[:-1], sort_keys=True)
+            key = cache_key(task, scope, self.fingerprint(), budget, start)
             try:
                 hit = self.cache.lookup(question, key)
             except Exception as e:  # a failing cache never fails the request
@@ -416,7 +439,7 @@ class Cascade:
                     i0 = self.names.index(self.tier(self.pregate.to).name)
             except Exception as e:  # a failing pre-generation gate never fails the request
                 log.warning("pre-generation gate failed (starting at the first tier): %s", e)
-        res = self._through_tiers(question, context, task, budget, i0)
+        res = self._through_tiers(question, context, task, budget, i0, conversation)
         res.pregate = decision
         res.cache_error = cache_error
         if key is not None:
@@ -432,14 +455,15 @@ class Cascade:
                     res.cache_error = f"{type(e).__name__}: {e}"
         return res
 
-    def _through_tiers(self, question: str, context: str | None, task: str, budget: int, i0: int) -> CascadeResult:
+    def _through_tiers(self, question: str, context: str | None, task: str, budget: int, i0: int,
+                       conversation: list[dict] | None = None) -> CascadeResult:
         """The tiers from ``i0`` on, each gate deciding (see :meth:`answer`)."""
         res = CascadeResult(question, "", "", [], [], start=self.tiers[i0].name)
         n = len(self.tiers)
         for i in range(i0, n):
             t0 = time.perf_counter()
             try:
-                run = self.run_tier(i, question, context, task, budget)
+                run = self.run_tier(i, question, context, task, budget, conversation)
             except ModelError as e:
                 if not res.runs or self.on_error == "raise":
                     raise
@@ -451,7 +475,7 @@ class Cascade:
             res.runs.append(run)
             res.cost_usd += run.cost_usd
             res.latency_s += run.latency_s
-            decision = self.gate(i, run)
+            decision = self.gate(i, run, task)
             if decision is not None:
                 res.decisions.append(decision)
             if decision is None or decision.outcome == "accept":

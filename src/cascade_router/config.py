@@ -134,6 +134,7 @@ class CascadeConfig:
                                                              TierConfig(DEFAULT_LLM, name="llm")])
     max_tokens: int = 24
     on_llm_error: str = "degrade"
+    chat_router: str | dict = "signal:mean_logprob:-1.0"  # the first gate for general chat (see README)
     cache: Any = None  # stages.cache.CacheSettings: the semantic cache, when enabled
     pregate: dict | None = None  # {"path": router .json, "to": tier name}: the pre-generation gate
     source: str | None = field(default=None, compare=False)  # the file it was read from, for messages
@@ -400,9 +401,15 @@ def config_from_dict(d: Mapping[str, Any], source: str = "config", base_dir: str
     casc = d.get("cascade") or {}
     if not isinstance(casc, Mapping):
         raise ConfigError(f"{source}: [cascade] must be a table with max_tokens and/or on_llm_error")
-    bad = set(casc) - {"max_tokens", "on_llm_error"}
+    bad = set(casc) - {"max_tokens", "on_llm_error", "chat_router"}
     if bad:
-        raise ConfigError(f"{source}: [cascade] unknown field(s) {sorted(bad)}; valid: max_tokens, on_llm_error")
+        raise ConfigError(f"{source}: [cascade] unknown field(s) {sorted(bad)}; valid: max_tokens, on_llm_error, chat_router")
+    if "chat_router" in casc:
+        cfg.chat_router = _resolve_router(_check_router(casc["chat_router"], f"{source}: [cascade] chat_router"), base)
+        try:
+            build_router(cfg.chat_router, source=f"{source}: [cascade] chat_router")
+        except ValueError as e:
+            raise ConfigError(f"{source}: [cascade] chat_router: {e}") from None
     if "max_tokens" in casc:
         mt = casc["max_tokens"]
         if isinstance(mt, bool) or not isinstance(mt, int) or mt < 1:
@@ -516,6 +523,7 @@ def build_cascade(cfg: CascadeConfig, seed: int = 0):
                 raise ConfigError(f"{where}[pregate] {e}") from None
         cascade = Cascade(tiers, gates, max_tokens=cfg.max_tokens,
                           on_error="raise" if cfg.on_llm_error == "fail" else "degrade",
-                          gate_labels=cfg.gate_labels(), cache=cache, pregate=pregate)
+                          gate_labels=cfg.gate_labels(), cache=cache, pregate=pregate,
+                          chat_gate=build_router(cfg.chat_router, seed=seed) if len(cfg.tiers) > 1 else None)
         opened.pop_all()  # success: the cascade owns them now (Cascade.close)
     return cascade

@@ -9,7 +9,10 @@ Tasks:
     ``squad``: extractive short answer from one passage (SQuAD v1.1).
     ``squad-v2``: as ``squad`` but the model may abstain; an abstention becomes ``""``.
     ``hotpotqa``: multi-hop question over several titled paragraphs; yes/no allowed.
-    ``open``: no passage; answer from the model's own knowledge.
+    ``open``: no passage; answer from the model's own knowledge in a few words.
+    ``chat``: general chat, not QA-shaped: the whole conversation (system message and every turn)
+        through the tier's chat template (chat family) or as a ``User:``/``Assistant:``
+        transcript (base family); the answer is the whole reply, not a span.
 
 The passage always comes before the question, and the fixed instructions and few-shot examples
 come before the passage, so that questions on the same passage share the longest possible
@@ -24,7 +27,9 @@ from dataclasses import dataclass
 
 from .models.base import Prompt
 
-TASKS = ("squad", "squad-v2", "hotpotqa", "open")
+TASKS = ("squad", "squad-v2", "hotpotqa", "open", "chat")
+#: Default answer budget of the ``chat`` task, tokens (the QA tasks answer in a few words).
+CHAT_MAX_TOKENS = 256
 FAMILIES = ("chat", "base")
 #: What a model says to abstain; :func:`clean_answer` maps it to the empty answer.
 ABSTAIN = "unanswerable"
@@ -117,6 +122,7 @@ def build_prompt(
     family: str,
     max_tokens: int = 24,
     style: str = "short",
+    conversation: list[dict] | None = None,
 ) -> Prompt:
     """Build the prompt for one question.
 
@@ -129,6 +135,8 @@ def build_prompt(
         style: for the ``chat`` family, ``"short"`` (instructions in the system message and
             few-shot turns, the measured best variant, see README) or ``"plain"`` (instructions
             only, no example turns).
+        conversation: for the ``chat`` task, the messages ``[{"role", "content"}, ...]`` (system,
+            user and assistant turns, the last a user turn); default: ``question`` as one turn.
 
     Returns:
         A :class:`Prompt` with chat ``messages`` (chat family) or raw ``text`` (base family);
@@ -139,6 +147,8 @@ def build_prompt(
     """
     check_task(task)
     context = context or ""
+    if task == "chat":
+        return _chat_prompt(conversation or [{"role": "user", "content": question}], family, max_tokens)
     if family == "chat":
         if style not in ("short", "plain"):
             raise ValueError(f"unknown prompt style {style!r}; valid: short, plain")
@@ -156,6 +166,30 @@ def build_prompt(
         parts.append(_block(context, question, task) + "\nAnswer:")
         return Prompt(text="\n".join(parts), stop=["\n"], max_tokens=max_tokens)
     raise ValueError(f"unknown model family {family!r}; valid families: {', '.join(FAMILIES)}")
+
+
+_ROLES = {"system": "System", "developer": "System", "user": "User", "assistant": "Assistant"}
+
+
+def _chat_prompt(conversation: list[dict], family: str, max_tokens: int) -> Prompt:
+    """The ``chat`` task: the conversation as it is (chat family) or as a transcript ending in
+    ``Assistant:`` that stops at the next ``User:`` turn (base family)."""
+    turns = [{"role": m["role"], "content": str(m.get("content") or "")} for m in conversation
+             if m.get("role") in _ROLES]
+    if not turns or turns[-1]["role"] != "user":
+        raise ValueError("a chat conversation must end with a user message")
+    if family == "chat":
+        return Prompt(messages=turns, stop=[], max_tokens=max_tokens)
+    if family == "base":
+        lines = [f"{_ROLES[t['role']]}: {t['content']}" for t in turns]
+        return Prompt(text="\n".join(lines) + "\nAssistant:", stop=["\nUser:", "\nSystem:"], max_tokens=max_tokens)
+    raise ValueError(f"unknown model family {family!r}; valid families: {', '.join(FAMILIES)}")
+
+
+def clean_chat(text: str) -> str:
+    """A chat reply as the user sees it: the whole text, cut at a chat-template marker, trimmed."""
+    text = _TEMPLATE_OPEN.sub("", text or "", count=1)
+    return _TEMPLATE_MARKER.split(text, maxsplit=1)[0].strip()
 
 
 _PREFIX = re.compile(

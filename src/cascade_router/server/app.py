@@ -65,6 +65,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..cascade import CascadeResult
 from ..models.base import ContextLengthError, ModelError
+from ..prompts import CHAT_MAX_TOKENS
 from . import wire
 from .guard import Guard, is_loopback, load_api_keys  # noqa: F401  (re-exported)
 from .metrics import CONTENT_TYPE, ServerMetrics
@@ -202,11 +203,14 @@ class ServerState:
         """``fail`` when a failing tier makes the request 503, ``degrade`` otherwise."""
         return "fail" if getattr(self.cascade, "on_error", "degrade") == "raise" else "degrade"
 
-    def budget(self, requested: int | None, param: str = "max_tokens") -> int:
-        """The per-tier answer budget in tokens. Raises RequestError (naming ``param``, the
-        request field it came from) over the cap."""
+    def budget(self, requested: int | None, param: str = "max_tokens", task: str = "squad") -> int:
+        """The per-tier answer budget in tokens: the request's, else the cascade's (for the
+        ``chat`` task :data:`~cascade_router.prompts.CHAT_MAX_TOKENS`, within the cap). Raises
+        RequestError (naming ``param``, the request field it came from) over the cap."""
         cap = self.settings.max_tokens_cap
         if requested is None:
+            if task == "chat":
+                return min(CHAT_MAX_TOKENS, cap)
             return int(getattr(self.cascade, "max_tokens", 24))
         if requested > cap:
             raise RequestError(f"{param}={requested} exceeds this server's cap of {cap}",
@@ -224,6 +228,8 @@ class ServerState:
                 "rate_limit_error", None, "queue_full", headers={"Retry-After": "1"})
         self.pending += 1
         kw = {"use_cache": use_cache} if getattr(self.cascade, "cache", None) is not None else {}
+        if q.conversation is not None:
+            kw["conversation"] = q.conversation
         call = partial(self.cascade.answer, q.question, q.passage, task=q.task, max_tokens=max_tokens, start=start, **kw)
         try:
             res = await anyio.to_thread.run_sync(call, limiter=self.limiter)
@@ -341,9 +347,9 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
         try:
             q = query_from_chat(req)
             if req.max_completion_tokens is not None:
-                max_tokens = state.budget(req.max_completion_tokens, "max_completion_tokens")
+                max_tokens = state.budget(req.max_completion_tokens, "max_completion_tokens", q.task)
             else:
-                max_tokens = state.budget(req.max_tokens)
+                max_tokens = state.budget(req.max_tokens, task=q.task)
         except RequestError as e:
             return _bad(e)
         res, meta = await _answered(q, req.model, max_tokens, "chatcmpl", request)
@@ -358,7 +364,7 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
         """OpenAI (legacy) completions through the cascade: ``prompt`` is the question text."""
         try:
             q = query_from_prompt(req)
-            max_tokens = state.budget(req.max_tokens)
+            max_tokens = state.budget(req.max_tokens, task=q.task)
         except RequestError as e:
             return _bad(e)
         res, meta = await _answered(q, req.model, max_tokens, "cmpl", request)

@@ -21,8 +21,14 @@ Passage convention (how a question and its passage are read from a request):
    with one of those labels (``Passage: ...``); a system message without a label is an
    instruction and is ignored.
 4. Task: the request's ``task`` extension field if given (``squad``, ``squad-v2``,
-   ``hotpotqa``, ``open``); else ``hotpotqa`` when the passage was labelled ``Paragraphs:``,
-   ``squad`` for any other passage, ``open`` when there is none.
+   ``hotpotqa``, ``open``, ``chat``); else ``hotpotqa`` when the passage was labelled
+   ``Paragraphs:``, ``squad`` for any other passage. Without a passage, a request is QA-shaped
+   (task ``open``: a few-word answer) only when it is one short question: a single user turn
+   of at most 30 words ending in ``?``, with no assistant turn and no system instruction.
+   Anything else (``Write a haiku about autumn``, a multi-turn conversation, an instruction in
+   a system message) is general chat (task ``chat``): the whole conversation, system message
+   and every turn, goes to each tier through its chat template, with a larger default answer
+   budget and the chat gate (see the README).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-Task = Literal["squad", "squad-v2", "hotpotqa", "open"]
+Task = Literal["squad", "squad-v2", "hotpotqa", "open", "chat"]
 
 #: The ``model`` value that routes through the whole cascade, from the first tier. A tier's
 #: name or model id (or ``slm``/``llm``, the first/last tier) starts the cascade at that tier
@@ -104,11 +110,18 @@ class RequestError(ValueError):
 
 @dataclass
 class Query:
-    """A question parsed from a request: the question, the passage (or None) and the task."""
+    """A question parsed from a request: the question, the passage (or None), the task, and
+    for the ``chat`` task the conversation (``[{"role", "content"}, ...]``, ending with the user's
+    turn)."""
 
     question: str
     passage: str | None
     task: str
+    conversation: list[dict] | None = None
+
+
+def _is_short_question(text: str) -> bool:
+    return text.rstrip().endswith("?") and len(text.split()) <= 30
 
 
 _QUESTION_RE = re.compile(r"(?im)^[ \t]*question[ \t]*:[ \t]*")
@@ -190,7 +203,19 @@ def query_from_chat(req: ChatCompletionRequest) -> Query:
         passage = "\n\n".join(found) or None
     if not question:
         raise RequestError("the question (last user message) is empty", param=f"messages.{i}.content")
-    return Query(question, passage, req.task or _task_for(label, passage))
+    task = req.task or _task_for(label, passage)
+    if passage is None and req.task is None:
+        turns = [{"role": m.role if m.role != "developer" else "system", "content": _text(m.content, f"messages.{j}.content")}
+                 for j, m in enumerate(req.messages[: i + 1]) if m.role in ("system", "developer", "user", "assistant")]
+        instructed = any(t["role"] == "system" and t["content"].strip() for t in turns)
+        one_question = sum(t["role"] != "system" for t in turns) == 1 and _is_short_question(question)
+        if instructed or not one_question:
+            return Query(question, None, "chat", turns)
+    if task == "chat":
+        turns = [{"role": m.role if m.role != "developer" else "system", "content": _text(m.content, f"messages.{j}.content")}
+                 for j, m in enumerate(req.messages[: i + 1]) if m.role in ("system", "developer", "user", "assistant")]
+        return Query(question, None, "chat", turns)
+    return Query(question, passage, task)
 
 
 def query_from_prompt(req: CompletionRequest) -> Query:
@@ -208,4 +233,7 @@ def query_from_prompt(req: CompletionRequest) -> Query:
     question, passage, label = split_question(_checked(prompt, "prompt"))
     if not question:
         raise RequestError("the question (prompt) is empty", param="prompt")
-    return Query(question, passage, req.task or _task_for(label, passage))
+    task = req.task or _task_for(label, passage)
+    if task == "chat" or (passage is None and req.task is None and not _is_short_question(question)):
+        return Query(question, None, "chat", [{"role": "user", "content": question}])
+    return Query(question, passage, task)
