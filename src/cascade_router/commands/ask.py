@@ -8,9 +8,8 @@ from pathlib import Path
 import click
 
 from ..models.base import ModelError
-from ..models.registry import ModelNotAvailable
 from ..prompts import TASKS
-from .common import check_specs, fail, resolve_config
+from .common import check_specs, fail, open_cascade, resolve_config, tier_options
 
 
 #: Characters that show nothing: a byte-order mark, zero-width spaces/joiners, NUL.
@@ -18,21 +17,11 @@ _INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060\x00"
 
 
 @click.command()
+@tier_options
 @click.option("--question", "-q", required=True, help="The question.")
 @click.option("--context", "-c", default=None, help="The passage, as text.")
 @click.option("--context-file", type=click.Path(dir_okay=False), default=None, help="Read the passage from a file.")
-@click.option("--slm", default=None, help="Model of the first tier (default smollm2-135m).")
-@click.option("--llm", default=None, help="Model of the last tier (default gemma3-270m).")
-@click.option("--router", "-r", default=None, help="The gate after the first tier: router name or JSON file (default seed-v1).")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Cascade config (.toml/.yaml/.json): [slm]/[llm] or [[tiers]].")
 @click.option("--task", type=click.Choice(TASKS), default=None, help="Prompt style (default: squad with a passage, open without).")
-@click.option("--family", "families", multiple=True, metavar="[TIER=]chat|base",
-              help="Prompt family of a tier: chat (chat template) or base (few-shot completion); a bare value applies "
-                   "to the models given with --slm/--llm. Repeatable.")
-@click.option("--cache", "use_cache", is_flag=True,
-              help="Enable the semantic cache (SQLite in the cache directory, or the config's [cache] section): "
-                   "repeated and paraphrased questions on the same passage are answered from earlier answers.")
-@click.option("--threads", type=int, default=None, help="llama.cpp threads per model (default: all cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
 def command(question, context, context_file, slm, llm, router, config_path, task, use_cache, families, threads, as_json):
     """Answer QUESTION with the first tier; each gate accepts the answer or escalates to the
@@ -52,14 +41,7 @@ def command(question, context, context_file, slm, llm, router, config_path, task
     check_specs(slm, llm)
     cfg = resolve_config(config_path, slm, llm, router, threads, cache=use_cache, families=families)
     task = task or ("squad" if context else "open")
-    from ..config import ConfigError, build_cascade
-
-    try:
-        cascade = build_cascade(cfg)
-    except ConfigError as e:
-        fail(str(e))
-    except (ModelNotAvailable, ModelError, FileNotFoundError, ValueError) as e:
-        fail(str(e), code=1)
+    cascade = open_cascade(cfg)
     try:
         res = cascade.answer(question, context, task=task)
     except ModelError as e:

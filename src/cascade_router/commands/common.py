@@ -72,6 +72,41 @@ def resolve_config(
     return cfg
 
 
+def open_cascade(cfg: CascadeConfig, seed: int = 0):
+    """:func:`cascade_router.config.build_cascade`, its errors mapped to exits: a bad config
+    (unknown model, missing file, bad [cache]) exits 2, a model that cannot load exits 1."""
+    from ..config import build_cascade
+    from ..models.base import ModelError
+    from ..models.registry import ModelNotAvailable
+
+    try:
+        return build_cascade(cfg, seed=seed)
+    except ConfigError as e:
+        fail(str(e))
+    except (ModelNotAvailable, ModelError, FileNotFoundError, ValueError, RuntimeError) as e:
+        fail(str(e), code=1)
+
+
+def tier_options(f):
+    """The options ``ask``, ``route`` and ``serve`` share to shape the cascade: ``--slm``,
+    ``--llm``, ``--router``, ``--config``, ``--family``, ``--cache``, ``--threads``."""
+    for opt in reversed([
+        click.option("--slm", default=None, help="Model of the first tier (default smollm2-135m)."),
+        click.option("--llm", default=None, help="Model of the last tier (default gemma3-270m)."),
+        click.option("--router", "-r", default=None, help="The gate after the first tier: a router name or JSON file (default seed-v1)."),
+        click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                     help="Cascade config (.toml/.yaml/.json): [slm]/[llm] or [[tiers]], [cache], [pregate]."),
+        click.option("--family", "families", multiple=True, metavar="[TIER=]chat|base",
+                     help="Prompt family of a tier: chat (chat template) or base (few-shot completion); a bare value "
+                          "applies to the models given with --slm/--llm. Repeatable."),
+        click.option("--cache", "use_cache", is_flag=True,
+                     help="Enable the semantic cache (SQLite in the cache directory, or the config's [cache] section)."),
+        click.option("--threads", type=click.IntRange(min=1), default=None, help="llama.cpp threads per model (default: all cores)."),
+    ]):
+        f = opt(f)
+    return f
+
+
 def check_specs(slm: str | None, llm: str | None) -> None:
     """Exit 2 with the valid forms listed if ``--slm``/``--llm`` is not a model spec."""
     for opt, spec in (("--slm", slm), ("--llm", llm)):

@@ -11,9 +11,8 @@ from tqdm import tqdm
 
 from ..jsonsafe import json_safe
 from ..models.base import ModelError
-from ..models.registry import ModelNotAvailable
 from ..prompts import TASKS
-from .common import check_specs, fail, resolve_config
+from .common import check_specs, fail, open_cascade, resolve_config, tier_options
 
 
 def read_input(path: Path) -> list[dict]:
@@ -84,18 +83,10 @@ def output_record(qid: str, res) -> dict:
 
 
 @click.command()
+@tier_options
 @click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False), help="JSONL: one {question, context?, id?, task?} per line.")
 @click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False), help="JSONL written line by line; rerun to resume.")
-@click.option("--slm", default=None, help="First tier's model spec.")
-@click.option("--llm", default=None, help="Last tier's model spec.")
-@click.option("--router", "-r", default=None, help="The gate after the first tier.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Cascade config (.toml/.yaml/.json).")
 @click.option("--task", type=click.Choice(TASKS), default=None, help="Default task (default: squad with a context, open without).")
-@click.option("--family", "families", multiple=True, metavar="[TIER=]chat|base",
-              help="Prompt family of a tier: chat (chat template) or base (few-shot completion); a bare value applies "
-                   "to the models given with --slm/--llm. Repeatable.")
-@click.option("--cache", "use_cache", is_flag=True, help="Use the semantic cache.")
-@click.option("--threads", type=int, default=None, help="llama.cpp threads per model.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def command(input_path, output_path, slm, llm, router, config_path, task, use_cache, families, threads, no_progress):
     """Answer every question of --input through the cascade and write one JSON line per question
@@ -110,14 +101,7 @@ def command(input_path, output_path, slm, llm, router, config_path, task, use_ca
         return
     check_specs(slm, llm)
     cfg = resolve_config(config_path, slm, llm, router, threads, cache=use_cache, families=families)
-    from ..config import ConfigError, build_cascade
-
-    try:
-        cascade = build_cascade(cfg)
-    except ConfigError as e:
-        fail(str(e))
-    except (ModelNotAvailable, ModelError, FileNotFoundError, ValueError) as e:
-        fail(str(e), code=1)
+    cascade = open_cascade(cfg)
     errors = 0
     try:
         with out.open("a", encoding="utf-8") as fh:

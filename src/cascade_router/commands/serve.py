@@ -6,9 +6,7 @@ import socket
 
 import click
 
-from ..models.base import ModelError
-from ..models.registry import ModelNotAvailable
-from .common import check_specs, fail, resolve_config
+from .common import check_specs, fail, open_cascade, resolve_config, tier_options
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -53,18 +51,7 @@ def _gates_label(cascade) -> str:
 
 
 @click.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="Cascade config (.toml/.yaml/.json); on_llm_error = degrade|fail sets the LLM-failure answer.")
-@click.option("--slm", default=None, help="SLM spec (default smollm2-135m).")
-@click.option("--llm", default=None, help="LLM spec (default gemma3-270m).")
-@click.option("--router", "-r", default=None, help="Router name or JSON file (default seed-v1).")
-@click.option("--family", "families", multiple=True, metavar="[TIER=]chat|base",
-              help="Prompt family of a tier: chat (chat template) or base (few-shot completion); a bare value applies "
-                   "to the models given with --slm/--llm. Repeatable.")
-@click.option("--cache", "use_cache", is_flag=True,
-              help="Enable the semantic cache (SQLite in the cache directory, or the config's [cache] section): "
-                   "repeated and paraphrased questions on the same passage are answered from earlier answers.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="llama.cpp threads per model (default: all cores).")
+@tier_options
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to bind. A non-loopback address requires --api-key-env.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="TCP port.")
@@ -108,15 +95,8 @@ def command(config_path, slm, llm, router, use_cache, families, threads, host, p
     check_specs(slm, llm)
     cfg = resolve_config(config_path, slm, llm, router, threads, cache=use_cache, families=families)
     sock = _bind(host, port)
-    from ..config import ConfigError, build_cascade
-
     with sock:
-        try:
-            cascade = build_cascade(cfg)
-        except ConfigError as e:
-            fail(str(e))
-        except (ModelNotAvailable, ModelError, FileNotFoundError, ValueError) as e:
-            fail(str(e), code=1)
+        cascade = open_cascade(cfg)
         try:
             settings = ServerSettings(api_keys=keys, max_concurrency=max_concurrency, max_queue=max_queue,
                                       max_body_bytes=max_body_bytes, max_tokens_cap=max_tokens_cap)
