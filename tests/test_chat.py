@@ -49,6 +49,9 @@ def test_chat_prompts_keep_every_turn():
     with pytest.raises(ValueError, match="end with a user message"):
         build_prompt("x", None, "chat", "chat", 8, conversation=[{"role": "assistant", "content": "x"}])
     assert clean_chat("Line one.\nLine two.<|im_end|>junk") == "Line one.\nLine two."
+    # a base model continuing the transcript: the reply ends where it starts a new turn
+    assert "\nAssistant:" in b.stop
+    assert clean_chat(" Leaves fall.\nAssistant: Leaves fall.\nUser: more") == "Leaves fall."
 
 
 def test_chat_through_the_server_with_the_openai_client(slm, llm):
@@ -71,3 +74,16 @@ def test_chat_through_the_server_with_the_openai_client(slm, llm):
         qa = httpx.post(srv.url + "/v1/chat/completions", timeout=60, json={"messages": [
             {"role": "user", "content": "Passage: Paris is the capital of France.\nQuestion: What is the capital of France?"}]})
         assert qa.json()["cascade"]["task"] == "squad" and qa.json()["choices"][0]["message"]["content"] == "Paris"
+
+
+def test_ask_without_a_passage_tells_chat_from_a_short_question(shared_models):
+    from click.testing import CliRunner
+
+    from cascade_router.cli import main
+
+    r = CliRunner().invoke(main, ["ask", "-q", "Write a haiku about autumn.", "--threads", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    import json
+
+    d = json.loads(r.stdout)
+    assert len(d["answer"].split()) > 3 and d["decisions"][0]["router"].startswith("chat: ")

@@ -182,14 +182,27 @@ def _chat_prompt(conversation: list[dict], family: str, max_tokens: int) -> Prom
         return Prompt(messages=turns, stop=[], max_tokens=max_tokens)
     if family == "base":
         lines = [f"{_ROLES[t['role']]}: {t['content']}" for t in turns]
-        return Prompt(text="\n".join(lines) + "\nAssistant:", stop=["\nUser:", "\nSystem:"], max_tokens=max_tokens)
+        return Prompt(text="\n".join(lines) + "\nAssistant:", stop=list(_TURN_STOPS), max_tokens=max_tokens)
     raise ValueError(f"unknown model family {family!r}; valid families: {', '.join(FAMILIES)}")
 
 
+#: Where a base model's transcript reply ends: the next turn it starts writing.
+_TURN_STOPS = ("\nUser:", "\nAssistant:", "\nSystem:")
+_TURN_RE = re.compile(r"\n(?:User|Assistant|System):")
+
+
 def clean_chat(text: str) -> str:
-    """A chat reply as the user sees it: the whole text, cut at a chat-template marker, trimmed."""
+    """A chat reply as the user sees it: the whole text, cut at a chat-template marker or at a
+    new ``User:``/``Assistant:``/``System:`` turn (a base model continuing the transcript), trimmed."""
     text = _TEMPLATE_OPEN.sub("", text or "", count=1)
-    return _TEMPLATE_MARKER.split(text, maxsplit=1)[0].strip()
+    text = _TEMPLATE_MARKER.split(text, maxsplit=1)[0]
+    return _TURN_RE.split(text, maxsplit=1)[0].strip()
+
+
+def is_short_question(text: str) -> bool:
+    """The QA-shape rule for a request without a passage: one question of at most 30 words
+    ending in ``?`` (else it is general chat)."""
+    return text.rstrip().endswith("?") and len(text.split()) <= 30
 
 
 _PREFIX = re.compile(

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..models.base import ModelError
-from ..prompts import TASKS
+from ..prompts import TASKS, is_short_question
 from .common import check_specs, fail, open_cascade, resolve_config, tier_options
 
 
@@ -21,7 +21,7 @@ _INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060\x00"
 @click.option("--question", "-q", required=True, help="The question.")
 @click.option("--context", "-c", default=None, help="The passage, as text.")
 @click.option("--context-file", type=click.Path(dir_okay=False), default=None, help="Read the passage from a file.")
-@click.option("--task", type=click.Choice(TASKS), default=None, help="Prompt style (default: squad with a passage, open without).")
+@click.option("--task", type=click.Choice(TASKS), default=None, help="Prompt style (default: squad with a passage; without one, open for one short question, chat otherwise).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
 def command(question, context, context_file, slm, llm, router, config_path, task, use_cache, families, threads, as_json):
     """Answer QUESTION with the first tier; each gate accepts the answer or escalates to the
@@ -40,7 +40,7 @@ def command(question, context, context_file, slm, llm, router, config_path, task
              "--context is empty (leave it out to ask without a passage)")
     check_specs(slm, llm)
     cfg = resolve_config(config_path, slm, llm, router, threads, cache=use_cache, families=families)
-    task = task or ("squad" if context else "open")
+    task = task or ("squad" if context else ("open" if is_short_question(question) else "chat"))
     cascade = open_cascade(cfg)
     try:
         res = cascade.answer(question, context, task=task)

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from ..jsonsafe import json_safe
 from ..models.base import ModelError
-from ..prompts import TASKS
+from ..prompts import TASKS, is_short_question
 from .common import check_specs, fail, open_cascade, resolve_config, tier_options
 
 
@@ -109,7 +109,7 @@ def command(input_path, output_path, slm, llm, router, config_path, task, use_ca
                 fh.write("\n")  # a line cut by a crash stays on its own (and is answered again)
             bar = tqdm(todo, desc="questions", unit="q", disable=no_progress, dynamic_ncols=True)
             for it in bar:
-                t = it["task"] or task or ("squad" if it["context"] else "open")
+                t = it["task"] or task or ("squad" if it["context"] else ("open" if is_short_question(it["question"]) else "chat"))
                 res = next(cascade.answer_many([{**it, "task": t}]))
                 if isinstance(res, ModelError):
                     errors += 1

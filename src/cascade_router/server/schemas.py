@@ -39,6 +39,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
+from ..prompts import is_short_question
+
 Task = Literal["squad", "squad-v2", "hotpotqa", "open", "chat"]
 
 #: The ``model`` value that routes through the whole cascade, from the first tier. A tier's
@@ -120,8 +122,6 @@ class Query:
     conversation: list[dict] | None = None
 
 
-def _is_short_question(text: str) -> bool:
-    return text.rstrip().endswith("?") and len(text.split()) <= 30
 
 
 _QUESTION_RE = re.compile(r"(?im)^[ \t]*question[ \t]*:[ \t]*")
@@ -208,7 +208,7 @@ def query_from_chat(req: ChatCompletionRequest) -> Query:
         turns = [{"role": m.role if m.role != "developer" else "system", "content": _text(m.content, f"messages.{j}.content")}
                  for j, m in enumerate(req.messages[: i + 1]) if m.role in ("system", "developer", "user", "assistant")]
         instructed = any(t["role"] == "system" and t["content"].strip() for t in turns)
-        one_question = sum(t["role"] != "system" for t in turns) == 1 and _is_short_question(question)
+        one_question = sum(t["role"] != "system" for t in turns) == 1 and is_short_question(question)
         if instructed or not one_question:
             return Query(question, None, "chat", turns)
     if task == "chat":
@@ -234,6 +234,6 @@ def query_from_prompt(req: CompletionRequest) -> Query:
     if not question:
         raise RequestError("the question (prompt) is empty", param="prompt")
     task = req.task or _task_for(label, passage)
-    if task == "chat" or (passage is None and req.task is None and not _is_short_question(question)):
+    if task == "chat" or (passage is None and req.task is None and not is_short_question(question)):
         return Query(question, None, "chat", [{"role": "user", "content": question}])
     return Query(question, passage, task)
