@@ -56,7 +56,7 @@ def test_chat_prompts_keep_every_turn():
 
 def test_chat_through_the_server_with_the_openai_client(slm, llm):
     c = Cascade([Tier("slm", slm), Tier("llm", llm)], [get_router("seed-v1")],
-                chat_gate=get_router("signal:mean_logprob:-1.0"))
+                chat_gate=get_router("signal:mean_logprob:-1.0"), chat_gate_label="signal:mean_logprob:-1.0")
     with BackgroundServer(create_app(c)) as srv:
         client = openai.OpenAI(base_url=srv.url + "/v1", api_key="x", max_retries=0)
         raw = client.chat.completions.with_raw_response.create(
@@ -65,7 +65,7 @@ def test_chat_through_the_server_with_the_openai_client(slm, llm):
         ext = r.model_extra["cascade"]
         assert ext["task"] == "chat" and len(r.choices[0].message.content.split()) > 3
         assert ext["max_tokens"] == 256
-        assert ext["gates"][0]["router"] == "chat: signal"  # the chat gate, not seed-v1's length rule
+        assert ext["gates"][0]["router"] == "chat: signal:mean_logprob:-1.0"  # not seed-v1's length rule
         multi = client.chat.completions.create(model="slm", max_tokens=40, messages=[
             {"role": "system", "content": "You answer in one short sentence."},
             {"role": "user", "content": "My name is Ada."}, {"role": "assistant", "content": "Nice to meet you, Ada."},
@@ -86,4 +86,4 @@ def test_ask_without_a_passage_tells_chat_from_a_short_question(shared_models):
     import json
 
     d = json.loads(r.stdout)
-    assert len(d["answer"].split()) > 3 and d["decisions"][0]["router"].startswith("chat: ")
+    assert len(d["answer"].split()) > 3 and d["decisions"][0]["router"] == "chat: signal:mean_logprob:-1.0"

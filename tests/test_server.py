@@ -510,5 +510,7 @@ def test_a_question_longer_than_the_window_is_a_400_not_a_failing_tier():
     assert r.status_code == 400, r.text
     err = r.json()["error"]
     assert err["code"] == "context_length_exceeded" and err["param"] == "messages"
-    assert "tier slm" in err["message"] and "context window (64)" in err["message"]
+    # OpenAI's wording, which clients such as LiteLLM recognise as a context-window error
+    assert err["message"].startswith("This model's maximum context length is 64 tokens. However, your messages resulted in")
+    assert "tier slm" in err["message"]
     assert 'cascade_tier_calls_total{outcome="error",tier="slm"} 0.0' in metrics

@@ -99,7 +99,8 @@ def ask_model(
             if n is None or n <= budget:
                 break
             if not context:
-                raise ContextLengthError(f"{backend.model_id}: question alone ({n} tokens) exceeds the context window ({n_ctx})")
+                raise ContextLengthError(f"{backend.model_id}: question alone ({n} tokens) exceeds the context window ({n_ctx})",
+                                         n_tokens=n, n_ctx=n_ctx)
             keep = max(0, int(len(context) * (1 - (n - budget) / max(n, 1)) * 0.97) - 1)
             context = context[:keep]
             truncated = True
@@ -295,6 +296,7 @@ class Cascade:
     cache: Any = None
     pregate: Any = None
     chat_gate: Router | None = None
+    chat_gate_label: str | None = None
 
     def __post_init__(self) -> None:
         self.tiers = list(self.tiers)
@@ -363,7 +365,8 @@ class Cascade:
         router = self.gates[i] if i < len(self.gates) else None
         label = self.gate_labels[i] if router is not None else ""
         if task == "chat" and i == 0 and router is not None and self.chat_gate is not None:
-            router, label = self.chat_gate, f"chat: {getattr(self.chat_gate, 'kind', 'router')}"
+            router = self.chat_gate
+            label = f"chat: {self.chat_gate_label or getattr(self.chat_gate, 'kind', 'router')}"
         if router is None:
             return None
         score = float(router.decision_function(run.signals)[0])  # drawn once (random router)

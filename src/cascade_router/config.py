@@ -524,6 +524,7 @@ def build_cascade(cfg: CascadeConfig, seed: int = 0):
         cascade = Cascade(tiers, gates, max_tokens=cfg.max_tokens,
                           on_error="raise" if cfg.on_llm_error == "fail" else "degrade",
                           gate_labels=cfg.gate_labels(), cache=cache, pregate=pregate,
-                          chat_gate=build_router(cfg.chat_router, seed=seed) if len(cfg.tiers) > 1 else None)
+                          chat_gate=build_router(cfg.chat_router, seed=seed) if len(cfg.tiers) > 1 else None,
+                          chat_gate_label=router_label(cfg.chat_router))
         opened.pop_all()  # success: the cascade owns them now (Cascade.close)
     return cascade

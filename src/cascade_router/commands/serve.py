@@ -106,7 +106,7 @@ def command(config_path, slm, llm, router, use_cache, families, threads, host, p
             shown = f"[{host}]" if ":" in host else host
             click.echo(f"cascade-router: tiers={_tiers_label(cascade)} gates={_gates_label(cascade) or '-'} "
                        f"on_llm_error={cfg.on_llm_error} auth={'on' if keys else 'off'} "
-                       f"cache={_cache_label(cascade)}; "
+                       f"cache={_cache_label(cascade)} chat_gate={cascade.chat_gate_label or '-'}; "
                        f"OpenAI base URL http://{shown}:{sock.getsockname()[1]}/v1", err=True)
             uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="off")).run(sockets=[sock])
         finally:

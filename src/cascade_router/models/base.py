@@ -23,7 +23,16 @@ class ModelError(RuntimeError):
 class ContextLengthError(ModelError):
     """The request itself does not fit a tier's context window (the question alone, before any
     passage): the client's mistake, not a failing tier (the server answers 400
-    ``context_length_exceeded``)."""
+    ``context_length_exceeded``).
+
+    Attributes:
+        n_tokens: tokens the prompt takes; n_ctx: the window, tokens.
+    """
+
+    def __init__(self, message: str = "", tier: str | None = None, n_tokens: int = 0, n_ctx: int = 0) -> None:
+        super().__init__(message, tier)
+        self.n_tokens = int(n_tokens)
+        self.n_ctx = int(n_ctx)
 
 
 @dataclass

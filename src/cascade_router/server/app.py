@@ -234,7 +234,8 @@ class ServerState:
         try:
             res = await anyio.to_thread.run_sync(call, limiter=self.limiter)
         except ContextLengthError as e:  # the request is too long: the client's mistake, not the tier's
-            return error_response(400, f"the question does not fit tier {e.tier or 'unknown'}'s context window: {e}",
+            return error_response(400, f"This model's maximum context length is {e.n_ctx} tokens. However, your "
+                                       f"messages resulted in {e.n_tokens} tokens (tier {e.tier or 'unknown'}: {e}).",
                                   "invalid_request_error", "messages", "context_length_exceeded")
         except ModelError as e:
             tier = e.tier or "unknown"
