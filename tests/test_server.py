@@ -326,7 +326,7 @@ def test_models_health_metrics(server, baseline):
     assert ei.value.body["code"] == "model_not_found" and ei.value.body["param"] == "model"
     h = httpx.get(server.url + "/health").json()  # open without a key
     assert h["status"] == "ok" and h["models"] == {"cascade": "cascade", "slm": SLM_ID, "llm": LLM_ID}
-    assert h["tiers"] == [{"name": "slm", "model": SLM_ID}, {"name": "llm", "model": LLM_ID}]
+    assert h["tiers"] == [{"name": "slm", "model": SLM_ID, "breaker": None}, {"name": "llm", "model": LLM_ID, "breaker": None}]
     assert h["on_llm_error"] == "degrade" and {"version", "running", "queued", "uptime_s"} <= set(h)
     assert httpx.get(server.url + "/metrics").status_code == 401
     r = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {KEY}"})

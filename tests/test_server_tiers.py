@@ -189,8 +189,8 @@ def test_models_list_and_retrieve(to_medium):
                              "param": "model", "code": "model_not_found"}
     assert "gpt-4o" in ei.value.body["message"]
     h = httpx.get(to_medium.url + "/health").json()
-    assert h["tiers"] == [{"name": "small", "model": SLM_ID}, {"name": "medium", "model": LLM_ID},
-                          {"name": "large", "model": LLM_ID}]
+    assert h["tiers"] == [{"name": "small", "model": SLM_ID, "breaker": None}, {"name": "medium", "model": LLM_ID, "breaker": None},
+                          {"name": "large", "model": LLM_ID, "breaker": None}]
     assert h["models"] == {"cascade": "cascade", "small": SLM_ID, "medium": LLM_ID, "large": LLM_ID}
     assert h["status"] == "ok" and h["on_llm_error"] == "degrade"
 

@@ -465,8 +465,21 @@ class Cascade:
         n = len(self.tiers)
         for i in range(i0, n):
             t0 = time.perf_counter()
+            breaker = self.tiers[i].breaker
             try:
-                run = self.run_tier(i, question, context, task, budget, conversation)
+                if breaker is not None and not breaker.allow():
+                    raise ModelError(f"circuit open after repeated failures: skipped for another "
+                                     f"{breaker.seconds_left():.0f} s", tier=self.tiers[i].name)
+                try:
+                    run = self.run_tier(i, question, context, task, budget, conversation)
+                except ContextLengthError:
+                    raise  # the request's fault, not the tier's
+                except ModelError:
+                    if breaker is not None:
+                        breaker.record_failure()
+                    raise
+                if breaker is not None:
+                    breaker.record_success()
             except ModelError as e:
                 if not res.runs or self.on_error == "raise":
                     raise

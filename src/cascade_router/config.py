@@ -52,7 +52,7 @@ from typing import Any, Mapping
 
 from .models.registry import DEFAULT_LLM, DEFAULT_SLM, load_model
 from .routers import Router, get_router, router_from_dict
-from .tiers import Tier, TierPrice, check_tier_names
+from .tiers import CircuitBreaker, Tier, TierPrice, check_tier_names
 
 #: The gate after a tier whose config names none (the two-tier default too).
 DEFAULT_ROUTER = "seed-v1"
@@ -89,6 +89,8 @@ class TierConfig:
     timeout_s: float = 30.0
     retries: int = 2
     logprobs: bool | str = "auto"
+    breaker_failures: int = 3
+    breaker_cooldown_s: float = 30.0
     price: TierPrice | None = None
 
     def price_or_default(self) -> TierPrice:
@@ -220,6 +222,12 @@ def _check_tier_types(d: dict, where: str) -> None:
         bad("timeout_s", "a number of seconds > 0")
     if d.get("family") not in (None, "chat", "base"):
         bad("family", "'chat' or 'base'")
+    v = d.get("breaker_failures")
+    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1000):
+        bad("breaker_failures", "an integer in [1, 1000]")
+    v = d.get("breaker_cooldown_s")
+    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 86400):
+        bad("breaker_cooldown_s", "a number of seconds in (0, 86400]")
     if "logprobs" in d and d["logprobs"] not in (True, False, "auto"):
         bad("logprobs", "true, false or \"auto\"")
     if d.get("api_key_env") is not None and not isinstance(d["api_key_env"], str):
@@ -501,7 +509,8 @@ def build_cascade(cfg: CascadeConfig, seed: int = 0):
                     raise ConfigError(f"{where}tier {t.name!r} model {t.model!r}: {e}") from None
                 opened.callback(backends[key].close)
             tiers.append(Tier(t.name, backends[key], t.price_or_default(),
-                              {"model": t.model, "family": t.family, "threads": t.threads}))
+                              {"model": t.model, "family": t.family, "threads": t.threads},
+                              CircuitBreaker(t.breaker_failures, t.breaker_cooldown_s)))
         cache = None
         if cfg.cache is not None:
             from .stages.cache import CacheError, open_cache

@@ -82,6 +82,77 @@ class TierPrice:
         return float(self.cost(gen.prompt_tokens, gen.completion_tokens))
 
 
+class CircuitBreaker:
+    """A per-tier circuit breaker (LiteLLM's cooldowns are the model): after ``failures``
+    consecutive failures the tier is skipped for ``cooldown_s`` seconds (the cascade degrades at
+    once instead of paying the tier's timeouts again); after the cool-down one request probes it
+    (half-open): a success closes the breaker, a failure opens it for another cool-down.
+    Thread-safe.
+
+    Args:
+        failures: consecutive failures that open it (>= 1).
+        cooldown_s: seconds it stays open (> 0).
+        clock: seconds, monotonic (``time.monotonic``; tests pass their own).
+
+    Raises:
+        ValueError: a bound out of range.
+    """
+
+    def __init__(self, failures: int = 3, cooldown_s: float = 30.0, clock=None) -> None:
+        import threading
+        import time
+
+        if isinstance(failures, bool) or not isinstance(failures, int) or failures < 1:
+            raise ValueError(f"breaker failures must be an integer >= 1, got {failures!r}")
+        if not float(cooldown_s) > 0:
+            raise ValueError(f"breaker cooldown_s must be > 0 seconds, got {cooldown_s!r}")
+        self.failures, self.cooldown_s = failures, float(cooldown_s)
+        self._clock = clock or time.monotonic
+        self._lock = threading.Lock()
+        self._count = 0
+        self._opened_at: float | None = None
+        self._probing = False
+
+    @property
+    def state(self) -> str:
+        """``closed``, ``open`` (skipping) or ``half-open`` (the cool-down is over: one probe)."""
+        with self._lock:
+            return self._state()
+
+    def _state(self) -> str:
+        if self._opened_at is None:
+            return "closed"
+        return "open" if self._clock() - self._opened_at < self.cooldown_s else "half-open"
+
+    def allow(self) -> bool:
+        """Whether a call may go to the tier now (in half-open state, only one probe at a time)."""
+        with self._lock:
+            st = self._state()
+            if st == "closed":
+                return True
+            if st == "half-open" and not self._probing:
+                self._probing = True
+                return True
+            return False
+
+    def seconds_left(self) -> float:
+        """Seconds until the next probe (0 when closed)."""
+        with self._lock:
+            if self._opened_at is None:
+                return 0.0
+            return max(0.0, self.cooldown_s - (self._clock() - self._opened_at))
+
+    def record_success(self) -> None:
+        with self._lock:
+            self._count, self._opened_at, self._probing = 0, None, False
+
+    def record_failure(self) -> None:
+        with self._lock:
+            self._count += 1
+            if self._probing or self._count >= self.failures:
+                self._opened_at, self._probing = self._clock(), False
+
+
 @dataclass
 class Tier:
     """One tier of a cascade.
@@ -92,12 +163,14 @@ class Tier:
         backend: the model (:class:`~cascade_router.models.base.Backend`).
         price: what a call costs (default free).
         options: per-tier settings kept for records (prompt family, threads, model spec, ...).
+        breaker: the tier's :class:`CircuitBreaker` (None: never skipped).
     """
 
     name: str
     backend: Backend
     price: TierPrice = field(default_factory=TierPrice)
     options: dict[str, Any] = field(default_factory=dict)
+    breaker: CircuitBreaker | None = None
 
     @property
     def model_id(self) -> str:

@@ -185,7 +185,8 @@ class ServerState:
         self._limiter: anyio.CapacityLimiter | None = None
         self.started = time.time()
         self.metrics = ServerMetrics(in_flight=lambda: self.running, queued=lambda: self.pending - self.running,
-                                     tiers=self.tiers.names)
+                                     tiers=self.tiers.names,
+                                     breakers={t.name: t.breaker for t in cascade.tiers if getattr(t, "breaker", None)})
 
     @property
     def running(self) -> int:
@@ -396,7 +397,8 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
         names = state.tiers.names
         return {
             "status": "ok", "version": __version__,
-            "tiers": [{"name": n, "model": state.tiers.model_ids[n]} for n in names],
+            "tiers": [{"name": t.name, "model": state.tiers.model_ids[t.name],
+                       "breaker": t.breaker.state if getattr(t, "breaker", None) else None} for t in cascade.tiers],
             "models": {CASCADE_MODEL: CASCADE_MODEL, **{n: state.tiers.model_ids[n] for n in names}},
             "on_llm_error": state.on_llm_error,
             "running": state.running, "queued": state.pending - state.running,

@@ -21,6 +21,7 @@ Every ``tier`` label is a tier NAME of the cascade (``slm``, ``llm``, ``small``,
 * ``cascade_tier_tokens_total{tier, kind}``: tokens per tier, ``prompt`` or ``completion``.
 * ``cascade_tier_latency_seconds{tier}``: histogram, seconds per successful tier call.
 * ``cascade_cost_usd_total``: dollars spent over every tier that ran, at the configured prices.
+* ``cascade_tier_breaker_open{tier}``: 1 while that tier's circuit breaker skips it.
 * ``cascade_in_flight_requests``, ``cascade_queued_requests``: gauges, cascade calls running
   in worker threads and waiting for one.
 
@@ -51,7 +52,7 @@ class ServerMetrics:
     """
 
     def __init__(self, in_flight: Callable[[], float], queued: Callable[[], float],
-                 tiers: Sequence[str] = ()) -> None:
+                 tiers: Sequence[str] = (), breakers: dict | None = None) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("cascade_requests", "HTTP requests by endpoint and status code",
@@ -84,6 +85,10 @@ class ServerMetrics:
               registry=r).set_function(queued)
         for result in ("hit", "miss", "bypass"):
             self.cache_lookups.labels(result)
+        open_ = Gauge("cascade_tier_breaker_open", "1 while a tier's circuit breaker skips it (open), else 0",
+                      ["tier"], registry=r)
+        for name, b in (breakers or {}).items():
+            open_.labels(name).set_function(lambda b=b: 1.0 if b.state == "open" else 0.0)
         tiers = list(tiers)
         for i, name in enumerate(tiers):
             for outcome in ("ok", "error"):
