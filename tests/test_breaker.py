@@ -120,3 +120,32 @@ def test_breaker_settings_in_config():
     assert (cfg.last.breaker_failures, cfg.last.breaker_cooldown_s) == (5, 60)
     with pytest.raises(ConfigError, match="breaker_failures must be"):
         config_from_dict({"llm": {"model": "m@http://127.0.0.1:9/v1", "breaker_failures": 0}}, source="x.toml")
+
+
+def test_fail_mode_503_still_counts_what_the_first_tier_spent(slm, hung_url):
+    """With on_error="raise" an escalation whose last tier fails is a 503; /metrics still counts
+    the first tier's call, tokens, the escalation and the cost (issue 13, item 5)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from cascade_router.config import DEFAULT_PRICES
+    from cascade_router.tiers import TierPrice
+
+    hung = OpenAICompatBackend("hung", hung_url, family="chat", api_key_env=None, timeout_s=0.3, retries=0)
+    cascade = Cascade([Tier("slm", slm, DEFAULT_PRICES["smollm2-135m"]), Tier("llm", hung, TierPrice())],
+                      [get_router("always-llm")], on_error="raise")
+    try:
+        with BackgroundServer(create_app(cascade)) as srv:
+            r = httpx.post(srv.url + "/v1/chat/completions", timeout=30, json={"messages": [
+                {"role": "user", "content": f"Passage: {PASSAGE}\nQuestion: What is the capital of France?"}]})
+            assert r.status_code == 503 and "model tier llm unavailable" in r.json()["error"]["message"]
+            text = httpx.get(srv.url + "/metrics").text
+    finally:
+        hung.close()
+    m = {(s.name, tuple(sorted(s.labels.items()))): s.value
+         for f in text_string_to_metric_families(text) for s in f.samples}
+    assert m[("cascade_tier_calls_total", (("outcome", "ok"), ("tier", "slm")))] == 1
+    assert m[("cascade_tier_calls_total", (("outcome", "error"), ("tier", "llm")))] == 1
+    assert m[("cascade_escalations_total", (("tier", "slm"),))] == 1
+    assert m[("cascade_tier_tokens_total", (("kind", "prompt"), ("tier", "slm")))] > 100
+    assert m[("cascade_cost_usd_total", ())] > 0
+    assert not any(k[0] == "cascade_answers_total" and v > 0 for k, v in m.items())

@@ -482,6 +482,7 @@ class Cascade:
                     breaker.record_success()
             except ModelError as e:
                 if not res.runs or self.on_error == "raise":
+                    e.partial = res if res.runs else None  # what earlier tiers spent (fail mode): for metrics
                     raise
                 res.latency_s += time.perf_counter() - t0  # the time lost on the failed tier
                 log.warning("tier %s failed (%s); %s", e.tier, e,

@@ -13,11 +13,15 @@ class ModelError(RuntimeError):
 
     Attributes:
         tier: the name of the cascade tier that failed, where known (set by the cascade).
+        partial: see ``__init__``.
     """
 
     def __init__(self, message: str = "", tier: str | None = None) -> None:
         super().__init__(message)
         self.tier = tier
+        #: with ``on_error="raise"``, the result so far (the tiers that ran before the failure, their
+        #: gate decisions, tokens and cost), so that a 503 still accounts for them; else None.
+        self.partial = None
 
 
 class ContextLengthError(ModelError):

@@ -240,6 +240,8 @@ class ServerState:
                                   "invalid_request_error", "messages", "context_length_exceeded")
         except ModelError as e:
             tier = e.tier or "unknown"
+            if getattr(e, "partial", None) is not None:  # fail mode: count what the earlier tiers spent
+                self.metrics.record_result(e.partial, "started" if start is not None else "routed", answered=False)
             self.metrics.record_failure(tier)
             log.warning("model tier %s failed: %s", tier, e)
             return error_response(503, f"model tier {tier} unavailable: {e}", "server_error", None,

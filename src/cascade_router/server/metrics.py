@@ -110,13 +110,15 @@ class ServerMetrics:
         """Count one failed call of ``tier``."""
         self.tier_calls.labels(tier, "error").inc()
 
-    def record_result(self, res, mode: str) -> None:
+    def record_result(self, res, mode: str, answered: bool = True) -> None:
         """Count one answered request from its :class:`~cascade_router.cascade.CascadeResult`:
         every tier that ran or failed, every escalation, the route, abstention, degradation, cost.
 
         Args:
             res: the result.
             mode: ``routed`` or ``started`` (see :data:`MODES`).
+            answered: False for the partial result of a request that ended in a 503 (fail
+                mode): its tiers, escalations and cost count, no answer does.
         """
         for run in res.runs:
             self.record_run(run)
@@ -133,7 +135,8 @@ class ServerMetrics:
             self.cache_lookups.labels(res.cache_status).inc()
         if res.cache_error is not None:
             self.cache_errors.inc()
-        self.answers.labels(res.route, mode).inc()
+        if answered:
+            self.answers.labels(res.route, mode).inc()
         self.cost.inc(max(0.0, float(res.cost_usd)))
 
     def render(self) -> bytes:
