@@ -178,3 +178,28 @@ def test_two_processes_sharing_one_file_see_each_others_entries(tmp_path):
     assert got is not None and got[0]["answer"] == "2" and got[2] == pytest.approx(1.0)
     a.close()
     b.close()
+
+
+def test_ask_cache_hit_never_loads_a_model(shared_models, tmp_path, monkeypatch):
+    """`ask --cache` opens in-process tiers lazily: a hit answers without loading any."""
+    monkeypatch.setenv("CASCADE_ROUTER_CACHE_DIR", str(tmp_path))
+    args = ["ask", "--cache", "--threads", "2", "-q", "What is the capital of France?", "-c",
+            "Paris is the capital and largest city of France."]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0 and "cache: miss" in first.stdout
+    n = len(shared_models)
+    assert n >= 1  # the miss loaded the first tier (and only the tiers it ran)
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and "answered by: cache" in again.stdout
+    assert len(shared_models) == n  # nothing loaded for the hit
+
+
+def test_lazy_backend_knows_its_metadata_before_loading():
+    from cascade_router.models.registry import LazyBackend
+
+    calls = []
+    lb = LazyBackend("smollm2-135m", n_ctx=2048, top_k=3, loader=lambda spec, **kw: calls.append((spec, kw)) or "B")
+    assert (lb.model_id, lb.family, lb.n_ctx, lb.top_k, lb.loaded) == ("smollm2-135m", "base", 2048, 3, False)
+    assert calls == []
+    with pytest.raises(ValueError, match="in-process"):
+        LazyBackend("m@http://127.0.0.1:9/v1")

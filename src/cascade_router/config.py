@@ -50,7 +50,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from .models.registry import DEFAULT_LLM, DEFAULT_SLM, load_model
+from .models.registry import DEFAULT_LLM, DEFAULT_SLM, LazyBackend, load_model, parse_spec
 from .routers import Router, get_router, router_from_dict
 from .tiers import CircuitBreaker, Tier, TierPrice, check_tier_names
 
@@ -97,9 +97,13 @@ class TierConfig:
         """The configured price, else the illustrative default for embedded models, else free."""
         return self.price or DEFAULT_PRICES.get(self.model, TierPrice())
 
-    def open(self):
+    def open(self, lazy: bool = False):
         """Open the backend (loads a local model; seconds). Raises what
-        :func:`~cascade_router.models.registry.load_model` raises."""
+        :func:`~cascade_router.models.registry.load_model` raises. ``lazy``: an in-process model
+        loads on its first call instead (:class:`~cascade_router.models.registry.LazyBackend`)."""
+        if lazy and parse_spec(self.model)[0] != "endpoint":
+            return LazyBackend(self.model, family=self.family, threads=self.threads, n_ctx=self.n_ctx, top_k=self.top_k,
+                               loader=lambda spec, **kw: load_model(spec, **kw))  # this module's (tests patch it)
         return load_model(
             self.model, family=self.family, threads=self.threads, n_ctx=self.n_ctx, top_k=self.top_k,
             api_key_env=self.api_key_env, timeout_s=self.timeout_s, retries=self.retries, logprobs=self.logprobs,
@@ -479,10 +483,11 @@ def load_config(path: str | Path) -> CascadeConfig:
     return config_from_dict(d, source=str(path), base_dir=path.resolve().parent)
 
 
-def build_cascade(cfg: CascadeConfig, seed: int = 0):
+def build_cascade(cfg: CascadeConfig, seed: int = 0, lazy: bool = False):
     """Open every tier and return a ready :class:`cascade_router.cascade.Cascade`.
 
     Two tiers with the same model spec and options share one backend (one model in memory).
+    ``lazy``: in-process models load on their first call (a cache hit never loads them).
 
     Raises:
         ConfigError: a bad router, or a tier's model spec that is not a model (unknown name,
@@ -504,7 +509,7 @@ def build_cascade(cfg: CascadeConfig, seed: int = 0):
                              sort_keys=True, default=str)
             if key not in backends:
                 try:
-                    backends[key] = t.open()
+                    backends[key] = t.open(lazy=lazy)
                 except (ValueError, FileNotFoundError) as e:
                     raise ConfigError(f"{where}tier {t.name!r} model {t.model!r}: {e}") from None
                 opened.callback(backends[key].close)

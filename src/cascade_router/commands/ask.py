@@ -41,7 +41,7 @@ def command(question, context, context_file, slm, llm, router, config_path, task
     check_specs(slm, llm)
     cfg = resolve_config(config_path, slm, llm, router, threads, cache=use_cache, families=families)
     task = task or ("squad" if context else ("open" if is_short_question(question) else "chat"))
-    cascade = open_cascade(cfg)
+    cascade = open_cascade(cfg, lazy=cfg.cache is not None)  # a cache hit never loads a model
     try:
         res = cascade.answer(question, context, task=task)
     except ModelError as e:

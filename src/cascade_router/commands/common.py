@@ -72,7 +72,7 @@ def resolve_config(
     return cfg
 
 
-def open_cascade(cfg: CascadeConfig, seed: int = 0):
+def open_cascade(cfg: CascadeConfig, seed: int = 0, lazy: bool = False):
     """:func:`cascade_router.config.build_cascade`, its errors mapped to exits: a bad config
     (unknown model, missing file, bad [cache]) exits 2, a model that cannot load exits 1."""
     from ..config import build_cascade
@@ -80,7 +80,7 @@ def open_cascade(cfg: CascadeConfig, seed: int = 0):
     from ..models.registry import ModelNotAvailable
 
     try:
-        return build_cascade(cfg, seed=seed)
+        return build_cascade(cfg, seed=seed, lazy=lazy)
     except ConfigError as e:
         fail(str(e))
     except (ModelNotAvailable, ModelError, FileNotFoundError, ValueError, RuntimeError) as e:

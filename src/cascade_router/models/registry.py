@@ -169,3 +169,67 @@ def load_model(
             n_ctx=n_ctx, threads=threads, top_k=top_k,
         )
     return LlamaCppBackend(value, family=family or "chat", n_ctx=n_ctx, threads=threads, top_k=top_k)
+
+
+class LazyBackend:
+    """An in-process model that loads on its first call, for commands that may never need it
+    (``ask --cache`` answered from the cache). What a cascade reads before calling (model id,
+    prompt family, context window, top-k) is known from the spec without loading.
+
+    Args:
+        spec: an embedded name or a ``.gguf`` path (endpoints are cheap to open: use
+            :func:`load_model`); the other arguments as :func:`load_model`.
+        loader: what loads it (default :func:`load_model`).
+
+    Raises:
+        ValueError: not an in-process spec. From the first call: ModelError when the model cannot
+            be loaded (a missing package or file included).
+    """
+
+    def __init__(self, spec: str, *, family: str | None = None, threads: int | None = None, n_ctx: int = 4096,
+                 top_k: int = 5, loader=None) -> None:
+        import threading
+
+        kind, value = parse_spec(spec)
+        if kind == "endpoint":
+            raise ValueError("LazyBackend is for in-process models; open endpoints with load_model")
+        self._spec, self._kw = spec, {"family": family, "threads": threads, "n_ctx": n_ctx, "top_k": top_k}
+        self.model_id = value if kind == "embedded" else Path(value).name
+        self.family = family or (EMBEDDED[value].family if kind == "embedded" else "chat")
+        self.n_ctx, self.top_k = int(n_ctx), int(top_k)
+        self._backend = None
+        self.need_logprobs = True  # probed by the cascade for endpoint tiers; llama.cpp always returns logprobs
+        self._loader = loader or load_model
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._backend is not None
+
+    def _load(self):
+        from .base import ModelError
+
+        with self._lock:
+            if self._backend is None:
+                try:
+                    self._backend = self._loader(self._spec, **self._kw)
+                except ModelError:
+                    raise
+                except (ModelNotAvailable, FileNotFoundError, OSError, ValueError) as e:
+                    raise ModelError(f"{self.model_id}: cannot load: {e}") from e
+            return self._backend
+
+    def generate(self, prompt):
+        return self._load().generate(prompt)
+
+    def prompt_tokens(self, prompt):
+        return self._load().prompt_tokens(prompt)
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+
+    def __getattr__(self, name):  # base_url, render, count_tokens, ...: the loaded model's
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._load(), name)
