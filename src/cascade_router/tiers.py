@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import re
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,9 +101,6 @@ class CircuitBreaker:
     """
 
     def __init__(self, failures: int = 3, cooldown_s: float = 30.0, clock=None) -> None:
-        import threading
-        import time
-
         if isinstance(failures, bool) or not isinstance(failures, int) or failures < 1:
             raise ValueError(f"breaker failures must be an integer >= 1, got {failures!r}")
         if not float(cooldown_s) > 0:

@@ -183,11 +183,11 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
 def _reuse(store, reuse_dir: str, identity: dict, examples, tiers: list[str]) -> None:
     """Copy the generations of ``reuse_dir`` for this sample's questions into ``store`` (exit 2
     when that run cannot be used or was made with other settings; the store is closed first)."""
-    from ..evaluation.runs import RunError, reusable
+    from ..evaluation.runs import RunError, open_run, reusable
     from ..evaluation.store import RunStore
 
     try:
-        other_ident, _ = open_run_quiet(reuse_dir)
+        other_ident, _ = open_run(reuse_dir)
         reusable(identity, other_ident, where=f"--reuse {reuse_dir}")
     except RunError as e:
         store.close()
@@ -198,12 +198,6 @@ def _reuse(store, reuse_dir: str, identity: dict, examples, tiers: list[str]) ->
     finally:
         other.close()
     click.echo(f"reused {n} stored generations from {reuse_dir}", err=True)
-
-
-def open_run_quiet(run_dir: str):
-    from ..evaluation.runs import open_run as _open
-
-    return _open(run_dir)
 
 
 def _fail_if_nothing_scored(run, run_dir: Path) -> None:
@@ -232,10 +226,12 @@ def report_command(run_dir, config_path):
     prev = _previous_summary(rd / "summary.json")
     ident_out = dict(ident, command=(prev.get("identity") or {}).get("command", ""))
     extra_routers = _extra_routers(",".join(prev.get("extra_routers") or []), ident["seed"])
+    from ..evaluation.runs import run_tiers
+
     gate_specs = prev.get("gate_specs")
-    if cfg is not None and [t.name for t in cfg.tiers] == [n for n, _ in _run_tiers(ident)]:
+    if cfg is not None and [t.name for t in cfg.tiers] == [n for n, _ in run_tiers(ident)]:
         gate_specs = [cfg.gate_spec(i) for i in range(len(cfg.tiers)) if cfg.gate_spec(i) is not None]
-    if not gate_specs and len(_run_tiers(ident)) >= 3:
+    if not gate_specs and len(run_tiers(ident)) >= 3:
         click.echo("warning: no gates recorded for this run (summary.json missing or damaged): the chain section is "
                    "left out; give --config with the run's tiers to rebuild it", err=True)
     run, res, paths = _analyse_and_write(rd, ident_out, cfg, examples, ident["seed"], {"last_run": prev.get("last_run")},
@@ -259,9 +255,3 @@ def _previous_summary(path: Path) -> dict:
         return {}
     ok = {"identity": dict, "extra_routers": list, "gate_specs": list, "last_run": dict}
     return {k: v for k, v in prev.items() if k not in ok or isinstance(v, ok[k])}
-
-
-def _run_tiers(ident):
-    from ..evaluation.runs import run_tiers
-
-    return run_tiers(ident)

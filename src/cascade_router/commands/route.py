@@ -107,10 +107,11 @@ def command(input_path, output_path, slm, llm, router, config_path, task, use_ca
         with out.open("a", encoding="utf-8") as fh:
             if out.stat().st_size and not out.read_bytes().endswith(b"\n"):
                 fh.write("\n")  # a line cut by a crash stays on its own (and is answered again)
+            for it in todo:
+                it["task"] = it["task"] or task or (
+                    "squad" if it["context"] else ("open" if is_short_question(it["question"]) else "chat"))
             bar = tqdm(todo, desc="questions", unit="q", disable=no_progress, dynamic_ncols=True)
-            for it in bar:
-                t = it["task"] or task or ("squad" if it["context"] else ("open" if is_short_question(it["question"]) else "chat"))
-                res = next(cascade.answer_many([{**it, "task": t}]))
+            for it, res in zip(bar, cascade.answer_many(todo)):
                 if isinstance(res, ModelError):
                     errors += 1
                     rec = {"id": it["id"], "error": f"tier {res.tier or 'unknown'}: {res}"}

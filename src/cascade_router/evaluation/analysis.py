@@ -572,17 +572,8 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5, extra_rout
         routers["logistic"] = LogisticRouter().fit(cal_rows, y, sample_weight=w)
     tc, lc = test.arrays[first].cost, test.arrays[last].cost
     for name, router in routers.items():
-        # nan_rank="last": a router never escalates on a nan score, except at the always-last end.
-        s_test = router.decision_function(test_rows)
-        s_cal = router.decision_function(cal_rows)
-        c = sweep(s_test, tf, tl, name=name, nan_rank="last")
-        entry = CurveSummary(**summarize(c, tq_first, tq_last))
-        for rate in TARGET_RATES:
-            t = threshold_for_rate(s_cal, rate, nan_rank="last")
-            pm = point_metrics(test, escalate(s_test, t, nan_rank="last"), boot)
-            setattr(entry, f"target{int(rate * 100)}", Target(t, pm.llm_call_rate, pm.f1, pm.llm_call_rate_ci95, pm.f1_ci95))
-        _with_intervals(entry, c, tf, tl, boot)
-        out.curves[name] = entry
+        c, out.curves[name] = _scored_curve(name, router.decision_function(cal_rows),
+                                            router.decision_function(test_rows), test, boot)
         out.curve_objects.append((c, cost_curve(c, tc, lc)))
     if embeddings is not None and all(x.ex.id in embeddings for x in run.records):
         out.pregen = _pregen(out, calib, test, embeddings, embedder, routers.get("logistic"), boot)
@@ -603,6 +594,25 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5, extra_rout
     if run.dataset == "squad-v2.0":
         out.abstain = analyse_abstain(calib, test, *_abstain_base(out, routers.get("logistic"), calib, test, gates))
     return out
+
+
+def _scored_curve(name: str, s_cal: np.ndarray, s_test: np.ndarray, test: RunData, boot,
+                  metrics=None) -> tuple[Curve, CurveSummary]:
+    """One router's curve between the first and the last tier on the test split: RouteLLM's
+    summary, the thresholds chosen on the calibration scores ``s_cal`` for :data:`TARGET_RATES`
+    with what they reach on test (``metrics(mask) -> Point``; default the pair's
+    :func:`point_metrics`), and the bootstrap intervals. nan_rank="last": a router never
+    escalates on a nan score, except at the always-last end."""
+    tf, tl = test.arrays[test.first].f1, test.arrays[test.last].f1
+    metrics = metrics or (lambda mask: point_metrics(test, mask, boot))
+    c = sweep(s_test, tf, tl, name=name, nan_rank="last")
+    entry = CurveSummary(**summarize(c, float(tf.mean()), float(tl.mean())))
+    for rate in TARGET_RATES:
+        t = threshold_for_rate(s_cal, rate, nan_rank="last")
+        p = metrics(escalate(s_test, t, nan_rank="last"))
+        setattr(entry, f"target{int(rate * 100)}", Target(t, p.llm_call_rate, p.f1, p.llm_call_rate_ci95, p.f1_ci95))
+    _with_intervals(entry, c, tf, tl, boot)
+    return c, entry
 
 
 def _with_intervals(entry: CurveSummary, curve: Curve, slm_q, llm_q, boot) -> None:
@@ -664,37 +674,33 @@ def _pregen(out: Analysis, calib: RunData, test: RunData, emb: Mapping[str, np.n
     Xc = np.stack([emb[x.ex.id] for x in calib.records]).astype(float)
     Xt = np.stack([emb[x.ex.id] for x in test.records]).astype(float)
     cf, cl = calib.arrays[first].f1, calib.arrays[last].f1
-    tf, tl = test.arrays[first].f1, test.arrays[last].f1
     y, w = gain_labels(cf, cl)
     if len(np.unique(y[w > 0])) < 2:
         return None
-    q0, q1 = float(tf.mean()), float(tl.mean())
     tc, lc = test.arrays[first].cost, test.arrays[last].cost
-    # the pre-generation router: escalated questions pay the last tier only
+    n, N = test.n, len(test.names)
+
+    def skipping(mask: np.ndarray) -> Point:  # escalated questions skip the first tier
+        ran = np.zeros((n, N), bool)
+        ran[:, 0], ran[:, -1] = ~mask, mask
+        return route_metrics(test, np.where(mask, N - 1, 0), ran, boot=boot)
+
     pre = EmbeddingRouter(embedder=embedder).fit(Xc, y, sample_weight=w)
-    s_cal, s_test = pre.decision_function(Xc), pre.decision_function(Xt)
-    c = sweep(s_test, tf, tl, name="pregen:embedding", nan_rank="last")
-    entry = CurveSummary(**summarize(c, q0, q1))
-    n = test.n
-    skip_cost = (tc.sum() + np.concatenate(([0.0], np.cumsum((lc - tc)[c.order])))[c.n_escalated]) / n
-    out.curve_objects.append((c, skip_cost))
+    s_test = pre.decision_function(Xt)
+    c, entry = _scored_curve("pregen:embedding", pre.decision_function(Xc), s_test, test, boot, skipping)
+    out.curve_objects.append((c, (tc.sum() + np.concatenate(([0.0], np.cumsum((lc - tc)[c.order])))[c.n_escalated]) / n))
+    out.curves["pregen:embedding"] = entry
     points: dict[str, Point] = {}
     saved: dict[str, float] = {}
     for rate in TARGET_RATES:
-        t = threshold_for_rate(s_cal, rate, nan_rank="last")
-        m = escalate(s_test, t, nan_rank="last")
-        ran = np.zeros((n, len(test.names)), bool)
-        ran[:, 0], ran[:, -1] = ~m, m
-        p = route_metrics(test, np.where(m, len(test.names) - 1, 0), ran, boot=boot)
-        setattr(entry, f"target{int(rate * 100)}", Target(t, p.llm_call_rate, p.f1, p.llm_call_rate_ci95, p.f1_ci95))
-        points[f"pregen @{int(rate * 100)}%"] = p
+        key = f"target{int(rate * 100)}"
+        m = escalate(s_test, getattr(entry, key).threshold, nan_rank="last")
+        points[f"pregen @{int(rate * 100)}%"] = skipping(m)
         saved[f"{int(rate * 100)}%"] = 1000 * float(tc[m].sum()) / n
-        if logistic is not None:
-            tl_ = threshold_for_rate(logistic.decision_function(calib.signals(first)), rate, nan_rank="last")
+        if logistic is not None:  # the post-generation gate at the threshold analyse() chose for the rate
+            t = getattr(out.curves["logistic"], key).threshold
             points[f"logistic @{int(rate * 100)}%"] = point_metrics(
-                test, escalate(logistic.decision_function(test.signals(first)), tl_, nan_rank="last"), boot)
-    _with_intervals(entry, c, tf, tl, boot)
-    out.curves["pregen:embedding"] = entry
+                test, escalate(logistic.decision_function(test.signals(first)), t, nan_rank="last"), boot)
     # the post-generation logistic gate with the kNN gain estimate as one more feature
     gain_c = cl - cf
     kc = knn_gain(Xc, gain_c, Xc, exclude_self=True)
@@ -706,16 +712,9 @@ def _pregen(out: Analysis, calib: RunData, test: RunData, emb: Mapping[str, np.n
 
     model = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression(max_iter=2000))
     model.fit(feats(calib, kc), y, logisticregression__sample_weight=w)
-    s2_cal = model.predict_proba(feats(calib, kc))[:, 1]
-    s2_test = model.predict_proba(feats(test, kt))[:, 1]
-    c2 = sweep(s2_test, tf, tl, name="logistic + knn_gain", nan_rank="last")
-    e2 = CurveSummary(**summarize(c2, q0, q1))
-    for rate in TARGET_RATES:
-        t = threshold_for_rate(s2_cal, rate, nan_rank="last")
-        pm = point_metrics(test, escalate(s2_test, t, nan_rank="last"), boot)
-        setattr(e2, f"target{int(rate * 100)}", Target(t, pm.llm_call_rate, pm.f1, pm.llm_call_rate_ci95, pm.f1_ci95))
-    _with_intervals(e2, c2, tf, tl, boot)
-    out.curves["logistic + knn_gain"] = e2
+    c2, out.curves["logistic + knn_gain"] = _scored_curve(
+        "logistic + knn_gain", model.predict_proba(feats(calib, kc))[:, 1], model.predict_proba(feats(test, kt))[:, 1],
+        test, boot)
     out.curve_objects.append((c2, cost_curve(c2, tc, lc)))
     return PreGenAnalysis(embedder, points, saved, KNN_K)
 

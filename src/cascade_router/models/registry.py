@@ -213,8 +213,6 @@ class LazyBackend:
             if self._backend is None:
                 try:
                     self._backend = self._loader(self._spec, **self._kw)
-                except ModelError:
-                    raise
                 except (ModelNotAvailable, FileNotFoundError, OSError, ValueError) as e:
                     raise ModelError(f"{self.model_id}: cannot load: {e}") from e
             return self._backend

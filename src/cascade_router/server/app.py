@@ -67,7 +67,7 @@ from ..cascade import CascadeResult
 from ..models.base import ContextLengthError, ModelError
 from ..prompts import CHAT_MAX_TOKENS
 from . import wire
-from .guard import Guard, is_loopback, load_api_keys  # noqa: F401  (re-exported)
+from .guard import Guard
 from .metrics import CONTENT_TYPE, ServerMetrics
 from .schemas import (
     CASCADE_MODEL,
@@ -78,7 +78,7 @@ from .schemas import (
     query_from_chat,
     query_from_prompt,
 )
-from .wire import error_body, error_response  # noqa: F401  (re-exported)
+from .wire import error_response
 
 log = logging.getLogger(__name__)
 

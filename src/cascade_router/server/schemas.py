@@ -204,16 +204,13 @@ def query_from_chat(req: ChatCompletionRequest) -> Query:
     if not question:
         raise RequestError("the question (last user message) is empty", param=f"messages.{i}.content")
     task = req.task or _task_for(label, passage)
-    if passage is None and req.task is None:
-        turns = [{"role": m.role if m.role != "developer" else "system", "content": _text(m.content, f"messages.{j}.content")}
-                 for j, m in enumerate(req.messages[: i + 1]) if m.role in ("system", "developer", "user", "assistant")]
-        instructed = any(t["role"] == "system" and t["content"].strip() for t in turns)
-        one_question = sum(t["role"] != "system" for t in turns) == 1 and is_short_question(question)
-        if instructed or not one_question:
-            return Query(question, None, "chat", turns)
-    if task == "chat":
-        turns = [{"role": m.role if m.role != "developer" else "system", "content": _text(m.content, f"messages.{j}.content")}
-                 for j, m in enumerate(req.messages[: i + 1]) if m.role in ("system", "developer", "user", "assistant")]
+    if task != "chat" and (passage is not None or req.task is not None):
+        return Query(question, passage, task)
+    turns = [{"role": m.role if m.role != "developer" else "system", "content": _text(m.content, f"messages.{j}.content")}
+             for j, m in enumerate(req.messages[: i + 1]) if m.role in ("system", "developer", "user", "assistant")]
+    instructed = any(t["role"] == "system" and t["content"].strip() for t in turns)
+    one_question = sum(t["role"] != "system" for t in turns) == 1 and is_short_question(question)
+    if task == "chat" or instructed or not one_question:
         return Query(question, None, "chat", turns)
     return Query(question, passage, task)
 

@@ -47,8 +47,6 @@ from ..cascade import ABSTAIN_ROUTE, CACHE_ROUTE, CascadeResult
 from ..jsonsafe import json_safe
 from .schemas import Query
 
-#: What answers the ``model`` field of a response whose cascade abstained.
-ABSTAIN_MODEL = ABSTAIN_ROUTE
 
 
 def error_body(message: str, type_: str = "invalid_request_error", param: str | None = None,
