@@ -72,6 +72,29 @@ def shared_models(monkeypatch, slm, llm):
     return calls
 
 
+@pytest.fixture(scope="session")
+def emb():
+    """The embedded MiniLM embedder (about a second to load), shared by every test module; a test
+    must not close it."""
+    from cascade_router.embeddings import load_embedder
+
+    e = load_embedder("minilm", threads=2)
+    yield e
+    e.close()
+
+
+@pytest.fixture
+def metric_samples():
+    """Prometheus text -> ``{(sample name, sorted label items): value}``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def parse(text: str) -> dict:
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+    return parse
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if any(name in getattr(item, "fixturenames", ()) for name in MODEL_FIXTURES):

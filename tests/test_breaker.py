@@ -122,11 +122,9 @@ def test_breaker_settings_in_config():
         config_from_dict({"llm": {"model": "m@http://127.0.0.1:9/v1", "breaker_failures": 0}}, source="x.toml")
 
 
-def test_fail_mode_503_still_counts_what_the_first_tier_spent(slm, hung_url):
+def test_fail_mode_503_still_counts_what_the_first_tier_spent(slm, hung_url, metric_samples):
     """With on_error="raise" an escalation whose last tier fails is a 503; /metrics still counts
     the first tier's call, tokens, the escalation and the cost (issue 13, item 5)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     from cascade_router.config import DEFAULT_PRICES
     from cascade_router.tiers import TierPrice
 
@@ -141,8 +139,7 @@ def test_fail_mode_503_still_counts_what_the_first_tier_spent(slm, hung_url):
             text = httpx.get(srv.url + "/metrics").text
     finally:
         hung.close()
-    m = {(s.name, tuple(sorted(s.labels.items()))): s.value
-         for f in text_string_to_metric_families(text) for s in f.samples}
+    m = metric_samples(text)
     assert m[("cascade_tier_calls_total", (("outcome", "ok"), ("tier", "slm")))] == 1
     assert m[("cascade_tier_calls_total", (("outcome", "error"), ("tier", "llm")))] == 1
     assert m[("cascade_escalations_total", (("tier", "slm"),))] == 1

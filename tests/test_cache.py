@@ -17,7 +17,6 @@ from click.testing import CliRunner
 from cascade_router.cascade import CACHE_ROUTE, Cascade
 from cascade_router.cli import main
 from cascade_router.config import DEFAULT_PRICES, ConfigError, build_cascade, config_from_dict, load_config
-from cascade_router.embeddings import load_embedder
 from cascade_router.models.base import ModelError
 from cascade_router.models.registry import CACHE_ENV
 from cascade_router.routers import AlwaysLLM, AlwaysSLM, get_router
@@ -45,12 +44,6 @@ OTHER_Q = "What is the largest river in France?"
 FP = "f" * 64
 
 
-@pytest.fixture(scope="module")
-def emb():
-    """One real MiniLM embedder for the module, closed at the end (never close it in a test)."""
-    e = load_embedder("minilm", threads=2)
-    yield e
-    e.close()
 
 
 @pytest.fixture

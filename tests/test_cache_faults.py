@@ -17,7 +17,6 @@ from click.testing import CliRunner
 from cascade_router.cascade import Cascade
 from cascade_router.cli import main
 from cascade_router.config import ConfigError, load_config
-from cascade_router.embeddings import load_embedder
 from cascade_router.evaluation.runs import open_run, question_embeddings
 from cascade_router.models.openai_compat import OpenAICompatBackend
 from cascade_router.routers import EmbeddingRouter, get_router
@@ -27,11 +26,6 @@ from cascade_router.tiers import Tier
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
-@pytest.fixture(scope="module")
-def embedder():
-    e = load_embedder(threads=2)
-    yield e
-    e.close()
 
 
 def _unit(*xs):
@@ -58,8 +52,8 @@ def test_a_failed_write_never_answers_from_another_key(tmp_path, monkeypatch):
     store.close()
 
 
-def test_questions_too_long_to_embed_whole_match_exactly_only(tmp_path, embedder):
-    cache = SemanticCache(SQLiteCacheStore(tmp_path / "c.sqlite"), embedder, 0.95)
+def test_questions_too_long_to_embed_whole_match_exactly_only(tmp_path, emb):
+    cache = SemanticCache(SQLiteCacheStore(tmp_path / "c.sqlite"), emb, 0.95)
     pre = "Answer using only the passage and reply in as few words as possible. " * 40
     key = cache_key("squad", "Paris is the capital of France. Berlin is the capital of Germany.", "fp", 24, None)
     cache.put(pre + "What is the capital of France?", key, "Paris", "slm", {})
@@ -69,14 +63,14 @@ def test_questions_too_long_to_embed_whole_match_exactly_only(tmp_path, embedder
     cache.store.close()
 
 
-def test_questions_that_normalise_to_nothing_are_not_cached(tmp_path, embedder):
-    cache = SemanticCache(SQLiteCacheStore(tmp_path / "c.sqlite"), embedder, 0.95)
+def test_questions_that_normalise_to_nothing_are_not_cached(tmp_path, emb):
+    cache = SemanticCache(SQLiteCacheStore(tmp_path / "c.sqlite"), emb, 0.95)
     cache.put("???", "k", "x", "slm", {})
     assert cache.store.size() == 0 and cache.lookup("!!!", "k") is None
     cache.store.close()
 
 
-def test_vectors_of_another_embedder_never_mix(tmp_path, embedder):
+def test_vectors_of_another_embedder_never_mix(tmp_path, emb):
     class Other:
         model_id, dim = "other", 3
 
@@ -90,7 +84,7 @@ def test_vectors_of_another_embedder_never_mix(tmp_path, embedder):
     a = SemanticCache(SQLiteCacheStore(path), Other(), 0.95)
     a.put("Who wrote Hamlet?", "k", "Shakespeare", "slm", {})
     a.store.close()
-    b = SemanticCache(SQLiteCacheStore(path), embedder, 0.95)
+    b = SemanticCache(SQLiteCacheStore(path), emb, 0.95)
     assert b.lookup("who wrote hamlet", "k") is None  # another embedder: another storage key
     b.put("Who wrote Hamlet?", "k", "Shakespeare", "llm", {})  # stores without a dimension clash
     assert b.lookup("Who wrote Hamlet", "k").route == "llm"
@@ -152,19 +146,19 @@ def test_a_foreign_sqlite_file_is_refused(tmp_path):
     assert (tmp_path / "other.sqlite").read_bytes() == before
 
 
-def test_damaged_embedding_files_are_computed_again(tmp_path, embedder):
+def test_damaged_embedding_files_are_computed_again(tmp_path, emb):
     run = tmp_path / "run"
     run.mkdir()
     shutil.copy(RESULTS / "squad-v1.1-three-tier-n200" / "generations.sqlite", run)
     _ident, examples = open_run(run)
     examples = examples[:6]
-    good = question_embeddings(run, examples, embedder=embedder)
+    good = question_embeddings(run, examples, embedder=emb)
     path = run / "question-embeddings-minilm.npz"
     path.write_bytes(path.read_bytes()[:200])  # a cut zip
-    again = question_embeddings(run, examples, embedder=embedder)
+    again = question_embeddings(run, examples, embedder=emb)
     assert all(np.allclose(good[k], again[k], atol=1e-6) for k in good)
     np.savez(path, ids=np.array(list(good)), vectors=np.stack(list(good.values()))[:, :10])  # wrong dimension
-    assert question_embeddings(run, examples, embedder=embedder)[examples[0].id].shape == (384,)
+    assert question_embeddings(run, examples, embedder=emb)[examples[0].id].shape == (384,)
 
 
 def test_two_processes_sharing_one_file_see_each_others_entries(tmp_path):

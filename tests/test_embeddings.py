@@ -20,12 +20,6 @@ PARAPHRASE = "Which city is the capital of France?"
 UNRELATED = "How tall is the Eiffel Tower?"
 
 
-@pytest.fixture(scope="module")
-def emb():
-    """One embedded MiniLM for the module (loads in about a second), closed at the end."""
-    e = load_embedder("minilm", threads=2)
-    yield e
-    e.close()
 
 
 # --- the embedded model ---------------------------------------------------------------------------

@@ -17,7 +17,6 @@ import httpx
 import openai
 import pytest
 from click.testing import CliRunner
-from prometheus_client.parser import text_string_to_metric_families
 
 from cascade_router.cascade import Cascade
 from cascade_router.config import DEFAULT_PRICES
@@ -304,16 +303,9 @@ def test_errors_are_openai_shaped(server):
     assert httpx.get(server.url + "/health").status_code == 200  # still serving
 
 
-def _samples(text: str) -> dict:
-    """Prometheus text -> ``{(sample name, sorted label items): value}``."""
-    out = {}
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
 
 
-def test_models_health_metrics(server, baseline):
+def test_models_health_metrics(server, baseline, metric_samples):
     c = _client(server)
     models = c.models.list().data
     assert [m.id for m in models] == ["cascade", SLM_ID, LLM_ID]
@@ -331,7 +323,7 @@ def test_models_health_metrics(server, baseline):
     assert httpx.get(server.url + "/metrics").status_code == 401
     r = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {KEY}"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
-    samples = _samples(r.text)
+    samples = metric_samples(r.text)
     assert samples[("cascade_requests_total", (("endpoint", "/v1/chat/completions"), ("status", "200")))] >= 1
     assert samples[("cascade_requests_total", (("endpoint", "/v1/models/{model_id}"), ("status", "404")))] >= 1
     assert samples[("cascade_tier_tokens_total", (("kind", "prompt"), ("tier", "slm")))] > 0

@@ -13,7 +13,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cascade_router.cascade import Cascade
 from cascade_router.config import DEFAULT_PRICES
-from cascade_router.embeddings import load_embedder
 from cascade_router.routers import get_router
 from cascade_router.server import BackgroundServer, create_app
 from cascade_router.stages.cache import SemanticCache, SQLiteCacheStore
@@ -30,12 +29,6 @@ def msg(question: str, passage: str = PASSAGE) -> list[dict]:
     return [{"role": "user", "content": f"Passage: {passage}\nQuestion: {question}"}]
 
 
-@pytest.fixture(scope="module")
-def emb():
-    """One real MiniLM embedder for the module, closed at the end."""
-    e = load_embedder("minilm", threads=2)
-    yield e
-    e.close()
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import socket
 import httpx
 import openai
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from cascade_router.cascade import Cascade
 from cascade_router.config import DEFAULT_PRICES
@@ -61,12 +60,6 @@ def _client(srv: BackgroundServer) -> openai.OpenAI:
     return openai.OpenAI(base_url=srv.url + "/v1", api_key="unused", max_retries=0, timeout=120)
 
 
-def _samples(text: str) -> dict:
-    out = {}
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
 
 
 def _metric(samples: dict, name: str, **labels) -> float:
@@ -128,7 +121,7 @@ def test_three_tiers_stream(to_large):
     assert all(c.model == LLM_ID for c in chunks)
 
 
-def test_middle_tier_accepts_and_named_starts(to_medium):
+def test_middle_tier_accepts_and_named_starts(to_medium, metric_samples):
     c = _client(to_medium)
     raw = c.chat.completions.with_raw_response.create(model="cascade", messages=MSGS)
     resp, ext = raw.parse(), raw.parse().model_extra["cascade"]
@@ -153,7 +146,7 @@ def test_middle_tier_accepts_and_named_starts(to_medium):
     ext = raw.parse().model_extra["cascade"]
     assert [t["name"] for t in ext["tiers"]] == ["large"] and ext["gates"] == []  # no gate after the last tier
 
-    s = _samples(httpx.get(to_medium.url + "/metrics").text)
+    s = metric_samples(httpx.get(to_medium.url + "/metrics").text)
     assert _metric(s, "cascade_answers_total", route="medium", mode="routed") == 1
     assert _metric(s, "cascade_answers_total", route="medium", mode="started") == 6
     assert _metric(s, "cascade_answers_total", route="large", mode="started") == 3
@@ -219,7 +212,7 @@ def test_model_ids_with_slash_and_at(slm, llm):
         Cascade([Tier("acme/small@v1", slm), Tier("big", llm)], [_accept()])
 
 
-def test_abstain_gate(slm, llm, remote):
+def test_abstain_gate(slm, llm, remote, metric_samples):
     """A router as the last gate abstains: route and header ``abstain``, empty content."""
     cascade = Cascade(_tiers(slm, llm, remote), [_escalate(), _escalate(), _escalate()], max_tokens=24)
     with _serve(cascade) as srv:
@@ -239,7 +232,7 @@ def test_abstain_gate(slm, llm, remote):
         assert "".join(ch.choices[0].delta.content or "" for ch in chunks) == ""
         assert chunks[-1].choices[0].finish_reason == "stop" and chunks[-1].model == "abstain"
         assert [g["after"] for g in chunks[-1].model_extra["cascade"]["gates"]] == ["large"]
-        s = _samples(httpx.get(srv.url + "/metrics").text)
+        s = metric_samples(httpx.get(srv.url + "/metrics").text)
         assert _metric(s, "cascade_abstentions_total") == 2
         assert _metric(s, "cascade_answers_total", route="abstain", mode="routed") == 1
         assert _metric(s, "cascade_answers_total", route="abstain", mode="started") == 1
@@ -264,7 +257,7 @@ class _Down:
         pass
 
 
-def test_first_tier_down_names_it(slm, llm, remote):
+def test_first_tier_down_names_it(slm, llm, remote, metric_samples):
     """The first tier fails: 503 naming that tier (from ModelError.tier), counted by tier name."""
     dead = OpenAICompatBackend("dead-model", f"http://127.0.0.1:{_closed_port()}/v1", family="chat",
                                api_key_env=None, retries=0, timeout_s=0.5)
@@ -281,7 +274,7 @@ def test_first_tier_down_names_it(slm, llm, remote):
                 # starting past the dead tier answers
                 ok = c.chat.completions.with_raw_response.create(model="large", messages=MSGS)
                 assert ok.headers["x-cascade-route"] == "large"
-                s = _samples(httpx.get(srv.url + "/metrics").text)
+                s = metric_samples(httpx.get(srv.url + "/metrics").text)
                 assert _metric(s, "cascade_tier_calls_total", tier=name, outcome="error") == 1
                 assert _metric(s, "cascade_tier_calls_total", tier="large", outcome="ok") == 1
                 assert _metric(s, "cascade_requests_total", endpoint="/v1/chat/completions", status="503") == 1
@@ -289,7 +282,7 @@ def test_first_tier_down_names_it(slm, llm, remote):
         dead.close()
 
 
-def test_last_tier_down_degrades(slm, llm):
+def test_last_tier_down_degrades(slm, llm, metric_samples):
     """The last tier fails: the answer of the tier before it, marked degraded; the failure is counted."""
     dead = OpenAICompatBackend("dead-model", f"http://127.0.0.1:{_closed_port()}/v1", family="base",
                                api_key_env=None, retries=0, timeout_s=0.5)
@@ -304,7 +297,7 @@ def test_last_tier_down_degrades(slm, llm):
             assert [t["name"] for t in ext["tiers"]] == ["small", "medium"]
             assert [f["tier"] for f in ext["failures"]] == ["large"] and ext["error"].startswith("large: ")
             assert resp.choices[0].message.content == ext["tiers"][-1]["answer"]
-            s = _samples(httpx.get(srv.url + "/metrics").text)
+            s = metric_samples(httpx.get(srv.url + "/metrics").text)
             assert _metric(s, "cascade_tier_calls_total", tier="large", outcome="error") == 1
             assert _metric(s, "cascade_tier_calls_total", tier="large", outcome="ok") == 0
             assert _metric(s, "cascade_degraded_total") == 1
