@@ -195,7 +195,7 @@ def test_chat_completion_routed(baseline):
     assert set(small["signals"]) >= {"mean_logprob"} and small["finish_reason"] in ("stop", "length")
     assert set(small) == {"name", "model", "answer", "prompt_tokens", "completion_tokens", "cached_prompt_tokens",
                           "latency_s", "finish_reason", "truncated_context", "cost_usd", "signals",
-                          "unavailable_signals"}
+                          "unavailable_signals", "queue_s"}
     (gate,) = ext["gates"]
     assert gate["after"] == "slm" and gate["router"] == "seed-v1" and isinstance(gate["threshold"], float)
     assert gate["outcome"] == ("escalate" if ext["route"] == "llm" else "accept")

@@ -11,18 +11,22 @@ nan score never does).
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
+from .early import early_check
+from .live import LiveAnswer
 from .models.base import Backend, ContextLengthError, Generation, ModelError
+from .models.sse import EARLY_STOP, OnToken
 from .jsonsafe import json_safe
 from .prompts import CHAT_MAX_TOKENS, build_prompt, check_task, clean_answer, clean_chat
 from .routers.base import Reason, Router, decide
 from .signals import compute_signals
-from .tiers import Tier, check_tier_names
+from .tiers import Tier, TierQueueTimeout, check_tier_names
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,7 @@ def ask_model(
     max_tokens: int = 24,
     style: str = "short",
     conversation: list[dict] | None = None,
+    on_token: OnToken | None = None,
 ) -> TierAnswer:
     """Ask one model one question with the prompt for its family and the task.
 
@@ -77,6 +82,9 @@ def ask_model(
         max_tokens: answer budget in tokens.
         style: chat prompt style (see :func:`build_prompt`).
         conversation: the ``chat`` task's messages (see :func:`build_prompt`).
+        on_token: None, or a callback that sees the generation after every token and may stop
+            it (:data:`cascade_router.models.sse.OnToken`); a backend whose ``generate`` takes
+            no ``on_token`` answers in one piece and the callback sees the whole generation once.
 
     Raises:
         ValueError: empty question or unknown task. ModelError: the backend failed.
@@ -111,11 +119,22 @@ def ask_model(
                 "%s: passage truncated to %d characters to fit the %d-token context window",
                 backend.model_id, len(context), n_ctx,
             )
-    gen = backend.generate(prompt)
+    if on_token is None:
+        gen = backend.generate(prompt)
+    elif "on_token" in inspect.signature(backend.generate).parameters:
+        gen = backend.generate(prompt, on_token=on_token)
+    else:  # a backend that cannot stream
+        gen = backend.generate(prompt)
+        on_token(gen)
     gen.truncated_context = truncated
     if task == "chat":
         return TierAnswer(clean_chat(gen.text), gen)
     return TierAnswer(clean_answer(gen.text, allow_abstain=(task == "squad-v2")), gen)
+
+
+class TierBusyError(ModelError):
+    """Every call slot of a tier stayed busy for its queue timeout (the tier is saturated, not
+    failing: it does not count towards its circuit breaker)."""
 
 
 #: The route of a result whose last gate abstained.
@@ -132,7 +151,9 @@ class TierRun:
         tier: the tier's name; model: its model id.
         answer: the cleaned answer; generation: the raw generation.
         signals: the confidence signals of this generation ``{name: value}`` (nan where undefined).
-        cost_usd: dollars for this call; latency_s: seconds for this call.
+        cost_usd: dollars for this call; latency_s: seconds for this call (model time: from
+            sending it to the answer); queue_s: seconds waited for one of the tier's call slots
+            before it.
     """
 
     tier: str
@@ -142,6 +163,13 @@ class TierRun:
     signals: dict[str, float]
     cost_usd: float
     latency_s: float
+    queue_s: float = 0.0
+
+    @property
+    def stopped_early(self) -> bool:
+        """The generation was stopped by early escalation (:mod:`cascade_router.early`): the
+        gate after this tier was certain to escalate before the answer was complete."""
+        return self.generation.finish_reason == EARLY_STOP
 
     @property
     def unavailable(self) -> list[str]:
@@ -161,6 +189,8 @@ class GateDecision:
         outcome: ``"accept"``, ``"escalate"`` (to the next tier) or ``"abstain"`` (after the
             last tier).
         reasons: per-signal explanation (value beside threshold).
+        early: the decision was taken before the tier's answer was complete (early
+            escalation: the rest of the answer could not have changed it).
     """
 
     after: str
@@ -169,6 +199,7 @@ class GateDecision:
     threshold: float
     outcome: str
     reasons: list[Reason] = field(default_factory=list)
+    early: bool = False
 
 
 @dataclass
@@ -191,7 +222,8 @@ class CascadeResult:
         decisions: every gate decision, in order.
         cost_usd: dollars, summed over every tier that ran.
         latency_s: seconds, summed over every tier that ran (they run in sequence), plus the time
-            spent on tiers that failed.
+            spent on tiers that failed (model time: waits for a tier's call slot are apart).
+        queue_s: seconds spent waiting for the tiers' call slots, summed.
         failures: tiers that failed (a later tier or an earlier answer was used instead).
         start: the tier the cascade started at (the first tier unless asked otherwise).
         cache: the hit (:class:`cascade_router.stages.cache.CacheHit`) when the semantic cache
@@ -217,6 +249,7 @@ class CascadeResult:
     cache_status: str | None = None
     cache_error: str | None = None
     pregate: GateDecision | None = None
+    queue_s: float = 0.0
 
     @property
     def degraded(self) -> bool:
@@ -281,6 +314,9 @@ class Cascade:
             sends a question straight to a later tier from its embedding alone (None: none).
         chat_gate: the gate after the first tier for the ``chat`` task (general chat answers are
             long, so the QA gates' length rules would escalate every one); None: the QA gate.
+        early_escalation: stop a tier's generation as soon as the gate after it is certain to
+            escalate (:mod:`cascade_router.early`: threshold rules on ``length_tokens`` or
+            ``min_logprob``); the decisions are those of the full generations. Default True.
 
     Raises:
         ValueError: no tier, duplicate tier names, wrong number of gates, a missing gate, an
@@ -297,6 +333,7 @@ class Cascade:
     pregate: Any = None
     chat_gate: Router | None = None
     chat_gate_label: str | None = None
+    early_escalation: bool = True
 
     def __post_init__(self) -> None:
         self.tiers = list(self.tiers)
@@ -359,14 +396,19 @@ class Cascade:
                 return t
         raise ValueError(f"unknown tier {name!r}; tiers: {', '.join(self.names)}")
 
-    def gate(self, i: int, run: TierRun, task: str = "squad") -> GateDecision | None:
-        """The decision of the gate after tier ``i`` on its run (None without a gate); for the
-        ``chat`` task the gate after the first tier is :attr:`chat_gate` where set."""
+    def _gate_router(self, i: int, task: str) -> tuple[Router | None, str]:
+        """The router after tier ``i`` for ``task`` and its label (None, "" without a gate)."""
         router = self.gates[i] if i < len(self.gates) else None
         label = self.gate_labels[i] if router is not None else ""
         if task == "chat" and i == 0 and router is not None and self.chat_gate is not None:
             router = self.chat_gate
             label = f"chat: {self.chat_gate_label or getattr(self.chat_gate, 'kind', 'router')}"
+        return router, label
+
+    def gate(self, i: int, run: TierRun, task: str = "squad") -> GateDecision | None:
+        """The decision of the gate after tier ``i`` on its run (None without a gate); for the
+        ``chat`` task the gate after the first tier is :attr:`chat_gate` where set."""
+        router, label = self._gate_router(i, task)
         if router is None:
             return None
         score = float(router.decision_function(run.signals)[0])  # drawn once (random router)
@@ -374,24 +416,51 @@ class Cascade:
         last = i == len(self.tiers) - 1
         go_on = decide(score, threshold)
         outcome = ("abstain" if last else "escalate") if go_on else "accept"
-        return GateDecision(run.tier, label, score, threshold, outcome, router.explain(run.signals))
+        return GateDecision(run.tier, label, score, threshold, outcome, router.explain(run.signals),
+                            early=run.stopped_early)
 
     def run_tier(self, i: int, question: str, context: str | None, task: str, max_tokens: int,
-                 conversation: list[dict] | None = None) -> TierRun:
-        """Ask tier ``i`` alone. Raises ModelError with ``tier`` set."""
+                 conversation: list[dict] | None = None, on_text=None) -> TierRun:
+        """Ask tier ``i`` alone, holding one of its call slots (:class:`~cascade_router.tiers.TierSlots`).
+
+        With :attr:`early_escalation` and a gate after the tier that can be decided early, the
+        generation stops as soon as it is (:mod:`cascade_router.early`). ``on_text(tier, delta)``
+        (None: not streamed) receives the visible answer as it grows (:class:`~cascade_router.live.LiveAnswer`);
+        returning True stops the generation (the client went away).
+
+        Raises:
+            ModelError: the tier failed, or :class:`TierBusyError` (no call slot came free in
+                its queue timeout); ``tier`` set.
+        """
         t = self.tiers[i]
+        check = early_check(self._gate_router(i, task)[0]) if self.early_escalation else None
+        live = LiveAnswer(task) if on_text is not None else None
+        on_token = None
+        if check is not None or live is not None:
+            def on_token(g: Generation) -> bool:
+                if live is not None:
+                    delta = live.feed(g.text)
+                    if delta and on_text(t.name, delta):
+                        return True
+                return check is not None and check(g)
         try:
-            ta = ask_model(t.backend, question, context, task, max_tokens, self.style, conversation)
+            with t.slots.hold() as waited:
+                if t.breaker is not None and t.breaker.state == "open":  # opened while this call waited
+                    raise ModelError(f"circuit open after repeated failures: skipped for another "
+                                     f"{t.breaker.seconds_left():.0f} s")
+                ta = ask_model(t.backend, question, context, task, max_tokens, self.style, conversation, on_token)
+        except TierQueueTimeout as e:
+            raise TierBusyError(f"{t.name}: {e}", tier=t.name) from None
         except ModelError as e:
             e.tier = t.name
             raise
         g = ta.generation
         return TierRun(t.name, t.model_id, ta.answer, g, compute_signals(g, ta.answer, context),
-                       t.price.of(g), g.latency_s)
+                       t.price.of(g), g.latency_s, waited)
 
     def answer(self, question: str, context: str | None = None, task: str = "squad",
                max_tokens: int | None = None, start: str | None = None, use_cache: bool = True,
-               conversation: list[dict] | None = None) -> CascadeResult:
+               conversation: list[dict] | None = None, on_text=None) -> CascadeResult:
         """Answer one question through the tiers.
 
         Args:
@@ -405,6 +474,11 @@ class Cascade:
                 False bypasses it (the request's ``x-cascade-cache-control: no-cache``).
             conversation: for ``task="chat"``, the messages (system, user and assistant turns,
                 ending with the user's); default ``question`` as one turn.
+            on_text: live streaming: ``on_text(tier, delta)`` receives the growing visible answer
+                of a tier whose answer is final once it has one (no gate after it), while it is
+                generated (see :mod:`cascade_router.live`; QA answers arrive when the tier is
+                done); a True return stops that generation. The result's ``answer`` is the whole
+                answer as always.
 
         Raises:
             ValueError: empty question, unknown task or ``start``.
@@ -442,7 +516,7 @@ class Cascade:
                     i0 = self.names.index(self.tier(self.pregate.to).name)
             except Exception as e:  # a failing pre-generation gate never fails the request
                 log.warning("pre-generation gate failed (starting at the first tier): %s", e)
-        res = self._through_tiers(question, context, task, budget, i0, conversation)
+        res = self._through_tiers(question, context, task, budget, i0, conversation, on_text)
         res.pregate = decision
         res.cache_error = cache_error
         if key is not None:
@@ -459,21 +533,25 @@ class Cascade:
         return res
 
     def _through_tiers(self, question: str, context: str | None, task: str, budget: int, i0: int,
-                       conversation: list[dict] | None = None) -> CascadeResult:
+                       conversation: list[dict] | None = None, on_text=None) -> CascadeResult:
         """The tiers from ``i0`` on, each gate deciding (see :meth:`answer`)."""
         res = CascadeResult(question, "", "", [], [], start=self.tiers[i0].name)
         n = len(self.tiers)
         for i in range(i0, n):
             t0 = time.perf_counter()
             breaker = self.tiers[i].breaker
+            final = self._gate_router(i, task)[0] is None  # no gate after it: its answer is final
             try:
                 if breaker is not None and not breaker.allow():
                     raise ModelError(f"circuit open after repeated failures: skipped for another "
                                      f"{breaker.seconds_left():.0f} s", tier=self.tiers[i].name)
                 try:
-                    run = self.run_tier(i, question, context, task, budget, conversation)
-                except ContextLengthError:
-                    raise  # the request's fault, not the tier's
+                    run = self.run_tier(i, question, context, task, budget, conversation,
+                                        on_text if final else None)
+                except (ContextLengthError, TierBusyError):
+                    if breaker is not None:
+                        breaker.release_probe()
+                    raise  # the request's fault, or a saturated tier: not a failing one
                 except ModelError:
                     if breaker is not None:
                         breaker.record_failure()
@@ -492,6 +570,7 @@ class Cascade:
             res.runs.append(run)
             res.cost_usd += run.cost_usd
             res.latency_s += run.latency_s
+            res.queue_s += run.queue_s
             decision = self.gate(i, run, task)
             if decision is not None:
                 res.decisions.append(decision)

@@ -14,8 +14,11 @@ their historical shape (tier names ``slm`` and ``llm``; ``[router]`` is the gate
     [llm]
     model = "gpt-4o-mini@https://api.openai.com/v1"
     api_key_env = "OPENAI_API_KEY"  # the variable's NAME, never the key
-    timeout_s = 30
+    timeout_s = 30                  # seconds for a reply
+    connect_timeout_s = 3           # seconds to connect
     retries = 2
+    parallel = 4                    # calls at once on this tier (llama.cpp slots in-process)
+    queue_timeout_s = 120           # seconds a call waits for a free slot, then the tier fails
 
     [router]
     name = "seed-v1"                # or: path = "router.json"; or: kind + params (see routers)
@@ -52,7 +55,7 @@ from typing import Any, Mapping
 
 from .models.registry import DEFAULT_LLM, DEFAULT_SLM, LazyBackend, load_model, parse_spec
 from .routers import Router, get_router, router_from_dict
-from .tiers import CircuitBreaker, Tier, TierPrice, check_tier_names
+from .tiers import ENDPOINT_PARALLEL, CircuitBreaker, Tier, TierPrice, TierSlots, check_tier_names
 
 #: The gate after a tier whose config names none (the two-tier default too).
 DEFAULT_ROUTER = "seed-v1"
@@ -87,7 +90,10 @@ class TierConfig:
     top_k: int = 5
     api_key_env: str | None = "OPENAI_API_KEY"
     timeout_s: float = 30.0
+    connect_timeout_s: float = 3.0
     retries: int = 2
+    parallel: int | None = None
+    queue_timeout_s: float | None = 120.0
     logprobs: bool | str = "auto"
     breaker_failures: int = 3
     breaker_cooldown_s: float = 30.0
@@ -103,11 +109,19 @@ class TierConfig:
         loads on its first call instead (:class:`~cascade_router.models.registry.LazyBackend`)."""
         if lazy and parse_spec(self.model)[0] != "endpoint":
             return LazyBackend(self.model, family=self.family, threads=self.threads, n_ctx=self.n_ctx, top_k=self.top_k,
-                               loader=lambda spec, **kw: load_model(spec, **kw))  # this module's (tests patch it)
+                               parallel=self.parallel or 1, loader=lambda spec, **kw: load_model(spec, **kw))  # this module's (tests patch it)
         return load_model(
             self.model, family=self.family, threads=self.threads, n_ctx=self.n_ctx, top_k=self.top_k,
             api_key_env=self.api_key_env, timeout_s=self.timeout_s, retries=self.retries, logprobs=self.logprobs,
+            parallel=self.parallel or 1, connect_timeout_s=self.connect_timeout_s,
         )
+
+    def slots(self) -> TierSlots:
+        """The tier's pool of call slots: ``parallel`` (default 1 in-process, where it is also
+        the llama.cpp slots, :data:`~cascade_router.tiers.ENDPOINT_PARALLEL` for an endpoint),
+        ``queue_timeout_s``."""
+        n = self.parallel or (ENDPOINT_PARALLEL if parse_spec(self.model)[0] == "endpoint" else 1)
+        return TierSlots(n, self.queue_timeout_s)
 
 
 def build_router(spec: str | dict, seed: int = 0, source: str = "router") -> Router:
@@ -217,13 +231,15 @@ def _check_tier_types(d: dict, where: str) -> None:
 
     if not isinstance(d.get("model"), str) or not d["model"].strip():
         bad("model", "a non-empty string (embedded name, .gguf path or MODEL@URL)")
-    for key, lo, hi in (("threads", 1, 1024), ("n_ctx", 64, 10_000_000), ("top_k", 1, 20), ("retries", 0, 20)):
+    for key, lo, hi in (("threads", 1, 1024), ("n_ctx", 64, 10_000_000), ("top_k", 1, 20), ("retries", 0, 20),
+                        ("parallel", 1, 256)):
         v = d.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi):
             bad(key, f"an integer in [{lo}, {hi}]")
-    v = d.get("timeout_s")
-    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1e6):
-        bad("timeout_s", "a number of seconds > 0")
+    for key in ("timeout_s", "connect_timeout_s", "queue_timeout_s"):
+        v = d.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1e6):
+            bad(key, "a number of seconds > 0")
     if d.get("family") not in (None, "chat", "base"):
         bad("family", "'chat' or 'base'")
     v = d.get("breaker_failures")
@@ -503,6 +519,7 @@ def build_cascade(cfg: CascadeConfig, seed: int = 0, lazy: bool = False):
         raise ConfigError(f"{where}{e}") from None
     with contextlib.ExitStack() as opened:  # on any error, whatever was opened is closed
         backends: dict[str, Any] = {}
+        pools: dict[str, TierSlots] = {}  # one pool of call slots per backend
         tiers: list[Tier] = []
         for t in cfg.tiers:
             key = json.dumps({k: v for k, v in asdict(t).items() if k not in ("name", "router", "price")},
@@ -513,9 +530,10 @@ def build_cascade(cfg: CascadeConfig, seed: int = 0, lazy: bool = False):
                 except (ValueError, FileNotFoundError) as e:
                     raise ConfigError(f"{where}tier {t.name!r} model {t.model!r}: {e}") from None
                 opened.callback(backends[key].close)
+                pools[key] = t.slots()
             tiers.append(Tier(t.name, backends[key], t.price_or_default(),
                               {"model": t.model, "family": t.family, "threads": t.threads},
-                              CircuitBreaker(t.breaker_failures, t.breaker_cooldown_s)))
+                              CircuitBreaker(t.breaker_failures, t.breaker_cooldown_s), pools[key]))
         cache = None
         if cfg.cache is not None:
             from .stages.cache import CacheError, open_cache

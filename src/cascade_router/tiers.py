@@ -9,6 +9,7 @@ Units: money in **dollars**, prices per **million tokens**.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import threading
@@ -141,6 +142,12 @@ class CircuitBreaker:
                 return 0.0
             return max(0.0, self.cooldown_s - (self._clock() - self._opened_at))
 
+    def release_probe(self) -> None:
+        """End a half-open probe that said nothing about the tier's health (the request was
+        too long, or no call slot came free): the next request may probe."""
+        with self._lock:
+            self._probing = False
+
     def record_success(self) -> None:
         with self._lock:
             self._count, self._opened_at, self._probing = 0, None, False
@@ -150,6 +157,70 @@ class CircuitBreaker:
             self._count += 1
             if self._probing or self._count >= self.failures:
                 self._opened_at, self._probing = self._clock(), False
+
+
+#: Calls at once on a tier whose backend has no ``parallel`` slots of its own (an endpoint).
+ENDPOINT_PARALLEL = 4
+
+
+class TierQueueTimeout(TimeoutError):
+    """No call slot of a tier came free within its queue timeout (the tier is saturated)."""
+
+
+class TierSlots:
+    """A tier's own bounded pool of call slots: at most ``parallel`` model calls on the tier at
+    once; more callers wait (their own queue), at most ``queue_timeout_s`` seconds. A cascade
+    request holds a slot only while its call to this tier runs, so requests that need only an
+    earlier tier never wait behind a slow or hung later tier. Thread-safe.
+
+    Args:
+        parallel: calls at once (>= 1): llama.cpp slots of an in-process tier, concurrent
+            requests to an endpoint.
+        queue_timeout_s: seconds a call may wait for a slot (> 0), then
+            :class:`TierQueueTimeout`; None waits as long as it takes.
+
+    Raises:
+        ValueError: a bound out of range.
+    """
+
+    def __init__(self, parallel: int = 1, queue_timeout_s: float | None = None) -> None:
+        if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+            raise ValueError(f"parallel must be an integer >= 1, got {parallel!r}")
+        if queue_timeout_s is not None and not float(queue_timeout_s) > 0:
+            raise ValueError(f"queue_timeout_s must be > 0 seconds, got {queue_timeout_s!r}")
+        self.parallel = parallel
+        self.queue_timeout_s = None if queue_timeout_s is None else float(queue_timeout_s)
+        self._sem = threading.BoundedSemaphore(parallel)
+        self._lock = threading.Lock()
+        self.busy = 0  # calls holding a slot now
+        self.waiting = 0  # calls waiting for one
+
+    @contextlib.contextmanager
+    def hold(self):
+        """Hold one slot for a ``with`` block; yields the seconds waited for it.
+
+        Raises:
+            TierQueueTimeout: no slot within ``queue_timeout_s``.
+        """
+        t0 = time.perf_counter()
+        with self._lock:
+            self.waiting += 1
+        try:
+            got = self._sem.acquire(timeout=self.queue_timeout_s) if self.queue_timeout_s else self._sem.acquire()
+        finally:
+            with self._lock:
+                self.waiting -= 1
+        if not got:
+            raise TierQueueTimeout(f"all {self.parallel} call slot(s) busy for {self.queue_timeout_s:g} s")
+        waited = time.perf_counter() - t0
+        with self._lock:
+            self.busy += 1
+        try:
+            yield waited
+        finally:
+            with self._lock:
+                self.busy -= 1
+            self._sem.release()
 
 
 @dataclass
@@ -163,6 +234,9 @@ class Tier:
         price: what a call costs (default free).
         options: per-tier settings kept for records (prompt family, threads, model spec, ...).
         breaker: the tier's :class:`CircuitBreaker` (None: never skipped).
+        slots: the tier's own pool of call slots (:class:`TierSlots`); default: the backend's
+            ``parallel`` (llama.cpp slots) where it has one, else :data:`ENDPOINT_PARALLEL`,
+            waiting without limit. Two tiers on one backend should share one pool.
     """
 
     name: str
@@ -170,6 +244,12 @@ class Tier:
     price: TierPrice = field(default_factory=TierPrice)
     options: dict[str, Any] = field(default_factory=dict)
     breaker: CircuitBreaker | None = None
+    slots: TierSlots | None = None
+
+    def __post_init__(self) -> None:
+        if self.slots is None:
+            n = vars(self.backend).get("parallel") if hasattr(self.backend, "__dict__") else None
+            self.slots = TierSlots(n if isinstance(n, int) and not isinstance(n, bool) and n >= 1 else ENDPOINT_PARALLEL)
 
     @property
     def model_id(self) -> str:

@@ -11,24 +11,30 @@ import httpx
 
 from .base import Generation, ModelError, Prompt
 from .parsing import parse_response
+from .sse import OnToken, stream_generation
 
 
 class LlamaCppBackend:
     """A GGUF model run in this process by llama.cpp (``xllamacpp.Server``).
 
-    Greedy decoding (temperature 0). One slot, so consecutive prompts that share a prefix
-    (few-shot examples, then the passage) reuse the KV cache: ``Generation.cached_prompt_tokens``
-    says how many prompt tokens were not evaluated again. Calls are serialised with a lock, so the
-    object may be shared between threads.
+    Greedy decoding (temperature 0). ``parallel`` llama.cpp slots (default 1): with more than one,
+    that many calls from different threads are decoded together in one batch (llama.cpp's
+    continuous batching), each slot with its own ``n_ctx`` window. Consecutive prompts that share
+    a prefix (few-shot examples, then the passage) reuse a slot's KV cache (llama.cpp gives a
+    request the slot whose cached prompt is most similar): ``Generation.cached_prompt_tokens``
+    says how many prompt tokens were not evaluated again. At most ``parallel`` calls run at once
+    (more wait), so the object may be shared between threads.
 
     Args:
         path: the GGUF file.
         family: prompt family, ``"chat"`` (use the model's chat template) or ``"base"``
             (raw completion prompts).
         model_id: name recorded in generations (default: the file name).
-        n_ctx: context window in tokens (default 4096).
+        n_ctx: context window in tokens, per slot (default 4096).
         threads: CPU threads for generation and prompt processing (default: all cores).
         top_k: top-k logprobs returned per generated token (default 5).
+        parallel: llama.cpp slots, calls decoded at once (default 1; memory for the KV cache
+            grows with ``parallel * n_ctx``).
         serve_http: llama.cpp always opens an OpenAI-compatible HTTP server on a free
             127.0.0.1 port beside the in-process API; :attr:`base_url` gives its address.
 
@@ -45,6 +51,7 @@ class LlamaCppBackend:
         n_ctx: int = 4096,
         threads: int | None = None,
         top_k: int = 5,
+        parallel: int = 1,
     ) -> None:
         import xllamacpp
 
@@ -59,10 +66,13 @@ class LlamaCppBackend:
         self.n_ctx = int(n_ctx)
         self.top_k = int(top_k)
         self.threads = int(threads or os.cpu_count() or 1)
+        self.parallel = int(parallel)
+        if self.parallel < 1:
+            raise ValueError(f"parallel must be >= 1, got {parallel!r}")
         params = xllamacpp.CommonParams()
         params.model.path = str(path)
-        params.n_ctx = self.n_ctx
-        params.n_parallel = 1
+        params.n_ctx = self.n_ctx * self.parallel  # llama.cpp splits the window between the slots
+        params.n_parallel = self.parallel
         params.verbosity = -1
         params.cpuparams.n_threads = self.threads
         params.cpuparams_batch.n_threads = self.threads
@@ -75,11 +85,19 @@ class LlamaCppBackend:
         except Exception as e:  # llama.cpp raises a plain RuntimeError on a bad file
             raise ModelError(f"llama.cpp could not load {path}: {e}") from e
         self.base_url: str = self._server.listening_address
-        self._http = httpx.Client(base_url=self.base_url, timeout=60.0)
-        self._lock = threading.Lock()
+        self._http = httpx.Client(base_url=self.base_url, timeout=httpx.Timeout(600.0, connect=5.0))
+        self._slots = threading.BoundedSemaphore(self.parallel)
 
-    def generate(self, prompt: Prompt) -> Generation:
+    def generate(self, prompt: Prompt, on_token: OnToken | None = None) -> Generation:
         """Greedy generation with per-token logprobs and top-k alternatives.
+
+        Args:
+            prompt: what to complete.
+            on_token: None (one call, the answer when complete), or a callback that sees the
+                generation after every token and may stop it (see
+                :func:`cascade_router.models.sse.stream_generation`); the generation is then
+                streamed through llama.cpp's own HTTP server in this process, with the same
+                tokens and logprobs.
 
         Raises:
             ModelError: llama.cpp returned an error (for example a prompt over ``n_ctx``).
@@ -96,7 +114,14 @@ class LlamaCppBackend:
         else:
             req.update(prompt=prompt.text, logprobs=self.top_k, n_probs=self.top_k)
         t0 = time.perf_counter()
-        with self._lock:
+        with self._slots:
+            if on_token is not None:
+                path = "/v1/chat/completions" if chat else "/v1/completions"
+                req["timings_per_token"] = True  # prompt tokens are known even if the caller stops early
+                try:
+                    return stream_generation(self._http, path, req, chat=chat, model=self.model_id, on_token=on_token)
+                except httpx.HTTPError as e:
+                    raise ModelError(f"{self.model_id}: llama.cpp failed: {e}") from e
             try:
                 if chat:
                     resp = self._server.handle_chat_completions(req)
@@ -130,4 +155,4 @@ class LlamaCppBackend:
         self._server = None
 
     def __repr__(self) -> str:
-        return f"LlamaCppBackend({self.model_id!r}, family={self.family!r}, n_ctx={self.n_ctx})"
+        return f"LlamaCppBackend({self.model_id!r}, family={self.family!r}, n_ctx={self.n_ctx}, parallel={self.parallel})"

@@ -17,6 +17,7 @@ from tenacity import (
 
 from .base import Generation, ModelError, Prompt
 from .parsing import parse_response
+from .sse import OnToken, stream_generation
 
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -41,7 +42,10 @@ class OpenAICompatBackend:
         family: ``"chat"`` or ``"base"``.
         api_key_env: name of the environment variable holding the API key (never the key
             itself); unset or empty variable -> no ``Authorization`` header.
-        timeout_s: per-request timeout in seconds.
+        timeout_s: per-request timeout in seconds (reading the reply, writing the request,
+            waiting for a pooled connection).
+        connect_timeout_s: seconds to open a connection (default 3: a host that does not
+            answer fails fast, while a slow model still gets ``timeout_s``).
         retries: attempts after the first on timeouts, connection errors, 429 and 5xx,
             with exponential backoff (0.5 s, 1 s, 2 s, ... capped at 8 s).
         top_k: top logprobs requested per token (OpenAI allows at most 20).
@@ -65,6 +69,7 @@ class OpenAICompatBackend:
         top_k: int = 5,
         n_ctx: int | None = None,
         logprobs: bool | str = "auto",
+        connect_timeout_s: float = 3.0,
     ) -> None:
         if family not in ("chat", "base"):
             raise ValueError(f"family must be 'chat' or 'base', got {family!r}")
@@ -85,19 +90,27 @@ class OpenAICompatBackend:
         self.n_ctx = n_ctx
         self.retries = int(retries)
         self.timeout_s = float(timeout_s)
+        self.connect_timeout_s = min(float(connect_timeout_s), self.timeout_s)
         headers = {}
         key = os.environ.get(api_key_env, "") if api_key_env else ""
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        self._http = httpx.Client(base_url=base_url, timeout=timeout_s, headers=headers)
+        self._http = httpx.Client(base_url=base_url, headers=headers,
+                                  timeout=httpx.Timeout(self.timeout_s, connect=self.connect_timeout_s))
 
     def _post(self, path: str, body: dict) -> dict:
         r = self._http.post(path, json=body)
         r.raise_for_status()
         return r.json()
 
-    def generate(self, prompt: Prompt) -> Generation:
-        """One greedy generation (temperature 0). See the class docstring for errors."""
+    def generate(self, prompt: Prompt, on_token: OnToken | None = None) -> Generation:
+        """One greedy generation (temperature 0). See the class docstring for errors.
+
+        ``on_token``: None (one call, the reply when complete), or a callback that sees the
+        generation after every streamed chunk and may stop it (``stream: true``; see
+        :func:`cascade_router.models.sse.stream_generation`). A streamed call is retried only
+        while nothing has reached the callback.
+        """
         chat = prompt.messages is not None
         body: dict = {"model": self.model_id, "max_tokens": prompt.max_tokens, "temperature": 0.0}
         if prompt.stop:
@@ -114,6 +127,8 @@ class OpenAICompatBackend:
                 body.update(logprobs=self.top_k)
             path = "/completions"
         t0 = time.perf_counter()
+        if on_token is not None:
+            return self._streamed(path, body, chat, on_token, ask)
         try:
             resp = self._request(path, body)
         except httpx.HTTPStatusError as e:
@@ -131,11 +146,42 @@ class OpenAICompatBackend:
                 raise self._error(e2) from e2
         return parse_response(resp, chat=chat, model=self.model_id, latency_s=time.perf_counter() - t0)
 
+    def _streamed(self, path: str, body: dict, chat: bool, on_token: OnToken, ask: bool) -> Generation:
+        """:meth:`generate` with ``stream: true`` (retries, and the logprobs refusal, as there)."""
+        seen = [False]
+
+        def tell(partial: Generation):
+            seen[0] = True
+            return on_token(partial)
+
+        def call():
+            return stream_generation(self._http, path, body, chat=chat, model=self.model_id, on_token=tell)
+
+        try:
+            return self._request(path, body, send=call, again=lambda: not seen[0])
+        except httpx.HTTPStatusError as e:
+            refused = e.response.status_code == 400 and "logprob" in e.response.text.lower()
+            if not (refused and ask and self.logprobs == "auto"):
+                raise self._error(e) from e
+            log.warning("%s@%s refuses logprobs (HTTP 400); asking without them from now on: "
+                        "gates on logprob signals cannot fire for this tier", self.model_id, self.base_url)
+            self.logprobs_refused = True
+            for k in ("logprobs", "top_logprobs"):
+                body.pop(k, None)
+            try:
+                return self._request(path, body, send=call, again=lambda: not seen[0])
+            except httpx.HTTPStatusError as e2:
+                raise self._error(e2) from e2
+
     def _error(self, e: httpx.HTTPStatusError) -> ModelError:
         return ModelError(f"{self.model_id}@{self.base_url}: HTTP {e.response.status_code}: {e.response.text[:300]}")
 
-    def _request(self, path: str, body: dict) -> dict:
+    def _request(self, path: str, body: dict, send=None, again=None):
         """POST with retries on timeouts, connection errors, 429 and 5xx.
+
+        ``send``: what one attempt does (default: POST ``body`` and decode the JSON reply);
+        ``again``: a retry happens only while this returns True (a stream already read from is
+        not replayed).
 
         Raises:
             httpx.HTTPStatusError: a non-retryable status (or retries spent on one).
@@ -145,11 +191,11 @@ class OpenAICompatBackend:
             for attempt in Retrying(
                 stop=stop_after_attempt(self.retries + 1),
                 wait=wait_exponential(multiplier=0.5, max=8),
-                retry=retry_if_exception(_retryable),
+                retry=retry_if_exception(lambda e: _retryable(e) and (again is None or again())),
                 reraise=True,
             ):
                 with attempt:
-                    return self._post(path, body)
+                    return send() if send is not None else self._post(path, body)
         except httpx.HTTPStatusError:
             raise
         except (httpx.TransportError, RetryError) as e:

@@ -135,6 +135,8 @@ def load_model(
     timeout_s: float = 30.0,
     retries: int = 2,
     logprobs: bool | str = "auto",
+    parallel: int = 1,
+    connect_timeout_s: float = 3.0,
 ) -> Backend:
     """Open a backend for a model spec (see module docstring).
 
@@ -145,8 +147,10 @@ def load_model(
         threads: llama.cpp CPU threads (default: all cores).
         n_ctx: llama.cpp context window, tokens.
         top_k: top logprobs per generated token.
-        api_key_env, timeout_s, retries, logprobs: endpoint options (see :class:`OpenAICompatBackend`;
-            in-process llama.cpp always returns logprobs).
+        api_key_env, timeout_s, connect_timeout_s, retries, logprobs: endpoint options (see
+            :class:`OpenAICompatBackend`; in-process llama.cpp always returns logprobs).
+        parallel: llama.cpp slots of an in-process model (calls decoded together; see
+            :class:`LlamaCppBackend`); endpoints take concurrent calls as they come.
 
     Raises:
         ValueError: unknown spec. ModelNotAvailable: embedded package missing.
@@ -159,6 +163,7 @@ def load_model(
         return OpenAICompatBackend(
             model, url, family=family or "chat", api_key_env=api_key_env,
             timeout_s=timeout_s, retries=retries, top_k=top_k, logprobs=logprobs,
+            connect_timeout_s=connect_timeout_s,
         )
     from .llamacpp import LlamaCppBackend
 
@@ -166,9 +171,10 @@ def load_model(
         em = EMBEDDED[value]
         return LlamaCppBackend(
             em.path(prepare=True), family=family or em.family, model_id=value,
-            n_ctx=n_ctx, threads=threads, top_k=top_k,
+            n_ctx=n_ctx, threads=threads, top_k=top_k, parallel=parallel,
         )
-    return LlamaCppBackend(value, family=family or "chat", n_ctx=n_ctx, threads=threads, top_k=top_k)
+    return LlamaCppBackend(value, family=family or "chat", n_ctx=n_ctx, threads=threads, top_k=top_k,
+                           parallel=parallel)
 
 
 class LazyBackend:
@@ -187,16 +193,17 @@ class LazyBackend:
     """
 
     def __init__(self, spec: str, *, family: str | None = None, threads: int | None = None, n_ctx: int = 4096,
-                 top_k: int = 5, loader=None) -> None:
+                 top_k: int = 5, parallel: int = 1, loader=None) -> None:
         import threading
 
         kind, value = parse_spec(spec)
         if kind == "endpoint":
             raise ValueError("LazyBackend is for in-process models; open endpoints with load_model")
-        self._spec, self._kw = spec, {"family": family, "threads": threads, "n_ctx": n_ctx, "top_k": top_k}
+        self._spec, self._kw = spec, {"family": family, "threads": threads, "n_ctx": n_ctx, "top_k": top_k,
+                                      "parallel": parallel}
         self.model_id = value if kind == "embedded" else Path(value).name
         self.family = family or (EMBEDDED[value].family if kind == "embedded" else "chat")
-        self.n_ctx, self.top_k = int(n_ctx), int(top_k)
+        self.n_ctx, self.top_k, self.parallel = int(n_ctx), int(top_k), int(parallel)
         self._backend = None
         self.need_logprobs = True  # probed by the cascade for endpoint tiers; llama.cpp always returns logprobs
         self._loader = loader or load_model
@@ -217,8 +224,10 @@ class LazyBackend:
                     raise ModelError(f"{self.model_id}: cannot load: {e}") from e
             return self._backend
 
-    def generate(self, prompt):
-        return self._load().generate(prompt)
+    def generate(self, prompt, on_token=None):
+        if on_token is None:
+            return self._load().generate(prompt)
+        return self._load().generate(prompt, on_token=on_token)
 
     def prompt_tokens(self, prompt):
         return self._load().prompt_tokens(prompt)

@@ -4,8 +4,15 @@ Endpoints:
 
 * ``POST /v1/chat/completions``: the cascade answers the last user message (passage convention:
   :mod:`cascade_router.server.schemas`). ``stream: true`` sends OpenAI ``chat.completion.chunk``
-  server-sent events; the routing decision and the answer are computed first, then streamed in
-  word-sized pieces.
+  server-sent events. A gated tier's answer is held until its gate decides (the decision needs
+  the whole answer); the tier whose answer is final (the last tier, without an abstain gate)
+  streams **live**: the response starts when that tier starts, with ``x-cascade-route`` naming
+  it, and its text follows as it is generated (general chat answers token by token, less a
+  short hold-back: :mod:`cascade_router.live`; a QA answer, one short line, when complete).
+  An answer accepted by an earlier gate is sent at once in word-sized pieces. If the streaming
+  tier fails after it started, the stream ends with the earlier tier's answer where nothing
+  was sent yet (the last chunk's ``cascade`` object always says what happened); a client that
+  disconnects stops the generation.
 * ``POST /v1/completions``: the same for a ``prompt`` string (``text_completion`` objects).
 * ``GET /v1/models``: ``cascade`` and every tier; ``GET /v1/models/{model_id}``: one of them;
   ``GET /health``; ``GET /metrics`` (Prometheus, :mod:`cascade_router.server.metrics`).
@@ -43,16 +50,23 @@ serving after every one of them.
 
 Concurrency: the event loop never runs a model. Cascade calls run in worker threads, at most
 ``max_concurrency`` at a time; up to ``max_queue`` more requests wait for a thread; beyond that
-requests get 429 at once. The module is split: the wire format lives in
+requests get 429 at once. A worker thread mostly waits: model work is bounded per tier by the
+tier's own pool of call slots (``parallel``, :class:`~cascade_router.tiers.TierSlots`), which a
+request holds only while it calls that tier, so requests that need only the first tier never
+wait behind a slow or hung later tier (whose waiting calls fail after its ``queue_timeout_s``,
+and whose circuit breaker then skips it). The module is split: the wire format lives in
 :mod:`cascade_router.server.wire`, the API-key / body-size / metrics guard in
 :mod:`cascade_router.server.guard`; this module holds the routes and the shared state.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
+import threading
 import time
+import uuid
 from functools import partial
 
 import anyio
@@ -64,6 +78,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..cascade import CascadeResult
+from ..live import remaining
 from ..models.base import ContextLengthError, ModelError
 from ..prompts import CHAT_MAX_TOKENS
 from . import wire
@@ -95,7 +110,8 @@ class ServerSettings:
 
     Attributes:
         api_keys: accepted Bearer keys; empty = no authentication (loopback use only).
-        max_concurrency: cascade calls running at once in worker threads (>= 1).
+        max_concurrency: cascade calls running at once in worker threads (>= 1; a thread mostly
+            waits for a tier, whose own ``parallel`` slots bound the model work).
         max_queue: admitted requests that may wait for a worker beyond those (>= 0); more get 429.
         max_body_bytes: request body bound in bytes (default 1 MiB); larger bodies get 413.
         max_tokens_cap: largest ``max_tokens`` a request may ask for (per tier, tokens); more
@@ -106,7 +122,7 @@ class ServerSettings:
     """
 
     api_keys: tuple[str, ...] = ()
-    max_concurrency: int = 4
+    max_concurrency: int = 32
     max_queue: int = 64
     max_body_bytes: int = 1 << 20
     max_tokens_cap: int = 256
@@ -186,7 +202,8 @@ class ServerState:
         self.started = time.time()
         self.metrics = ServerMetrics(in_flight=lambda: self.running, queued=lambda: self.pending - self.running,
                                      tiers=self.tiers.names,
-                                     breakers={t.name: t.breaker for t in cascade.tiers if getattr(t, "breaker", None)})
+                                     breakers={t.name: t.breaker for t in cascade.tiers if getattr(t, "breaker", None)},
+                                     slots={t.name: t.slots for t in cascade.tiers if getattr(t, "slots", None)})
 
     @property
     def running(self) -> int:
@@ -218,9 +235,11 @@ class ServerState:
                                param=param, code="max_tokens_exceeded")
         return int(requested)
 
-    async def answer(self, q: Query, start: str | None, max_tokens: int, use_cache: bool = True) -> CascadeResult | JSONResponse:
+    async def answer(self, q: Query, start: str | None, max_tokens: int, use_cache: bool = True,
+                     on_text=None) -> CascadeResult | JSONResponse:
         """Run the cascade from ``start`` (a tier name, None: the first) in a worker thread
-        (bounded), record metrics; an error response on failure."""
+        (bounded), record metrics; an error response on failure. ``on_text``: live streaming
+        (see :meth:`cascade_router.cascade.Cascade.answer`), called in the worker thread."""
         s = self.settings
         if self.pending >= s.max_concurrency + s.max_queue:
             return error_response(
@@ -231,6 +250,8 @@ class ServerState:
         kw = {"use_cache": use_cache} if getattr(self.cascade, "cache", None) is not None else {}
         if q.conversation is not None:
             kw["conversation"] = q.conversation
+        if on_text is not None:
+            kw["on_text"] = on_text
         call = partial(self.cascade.answer, q.question, q.passage, task=q.task, max_tokens=max_tokens, start=start, **kw)
         try:
             res = await anyio.to_thread.run_sync(call, limiter=self.limiter)
@@ -287,7 +308,7 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
     Args:
         cascade: a :class:`~cascade_router.cascade.Cascade` (its tiers are shared by all
             requests; the caller closes it after the server stops).
-        settings: limits and API keys (default :class:`ServerSettings`: no keys, 4 workers,
+        settings: limits and API keys (default :class:`ServerSettings`: no keys, 32 workers,
             64 queued, 1 MiB bodies, ``max_tokens`` cap 256).
 
     Returns:
@@ -338,9 +359,73 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
             return res, None
         return res, wire.meta(res, q, max_tokens, id_prefix)
 
-    def _stream(events: list[dict], res: CascadeResult) -> StreamingResponse:
-        return StreamingResponse(wire.sse(events), media_type="text/event-stream",
-                                 headers={**wire.headers(res), "cache-control": "no-cache"})
+    async def _live(q: Query, model_field: str | None, max_tokens: int, id_prefix: str, request: Request,
+                    chat: bool, include_usage: bool):
+        """A streamed response (see the module docstring): starts when the tier whose answer is
+        final starts streaming, or when the cascade is done, whichever comes first."""
+        loop = asyncio.get_running_loop()
+        texts: asyncio.Queue = asyncio.Queue()
+        gone = threading.Event()  # the client went away: stop generating
+
+        def on_text(tier: str, delta: str) -> bool:  # in the worker thread
+            loop.call_soon_threadsafe(texts.put_nowait, (tier, delta))
+            return gone.is_set()
+
+        no_cache = "no-cache" in request.headers.get(CACHE_CONTROL_HEADER, "").lower()
+        task = asyncio.ensure_future(state.answer(q, state.tiers.resolve(model_field), max_tokens,
+                                                  use_cache=not no_cache, on_text=on_text))
+        first = asyncio.ensure_future(texts.get())
+        await asyncio.wait({task, first}, return_when=asyncio.FIRST_COMPLETED)
+        if not first.done():  # done before any live text: the whole answer at once
+            first.cancel()
+            res = task.result()
+            if isinstance(res, Response):
+                return res
+            m = wire.meta(res, q, max_tokens, id_prefix)
+            events = (wire.chat_events if chat else wire.completion_events)(m, res.answer, include_usage)
+            return StreamingResponse(wire.sse(events), media_type="text/event-stream",
+                                     headers={**wire.headers(res), "cache-control": "no-cache"})
+        tier, delta = first.result()
+        m0 = wire.Meta(f"{id_prefix}-{uuid.uuid4().hex[:24]}", int(time.time()), state.tiers.model_ids[tier], {}, {}, "")
+
+        async def events():
+            sent = ""
+            try:
+                if chat:
+                    yield wire.sse_event(wire.chat_chunk(m0, {"role": "assistant", "content": ""}))
+                pending = [delta]
+                while True:
+                    for d in pending:
+                        if d:
+                            sent += d
+                            for ev in wire.content_events(m0, d, chat):
+                                yield wire.sse_event(ev)
+                    if task.done() and texts.empty():
+                        break
+                    get = asyncio.ensure_future(texts.get())
+                    await asyncio.wait({get, task}, return_when=asyncio.FIRST_COMPLETED)
+                    if get.done():
+                        pending = [get.result()[1]]
+                    else:
+                        get.cancel()
+                        pending = []
+                    while not texts.empty():
+                        pending.append(texts.get_nowait()[1])
+                res = task.result()
+                if isinstance(res, Response):  # the request failed after the stream started
+                    yield f"data: {res.body.decode()}\n\n"
+                else:
+                    m = wire.meta(res, q, max_tokens, id_prefix)._replace(id=m0.id, created=m0.created, model=m0.model)
+                    for ev in wire.content_events(m, remaining(sent, res.answer), chat):
+                        yield wire.sse_event(ev)
+                    for ev in wire.closing_events(m, chat, include_usage):
+                        yield wire.sse_event(ev)
+                yield wire.SSE_DONE
+            finally:
+                gone.set()
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"x-cascade-route": tier, "cache-control": "no-cache"})
 
     def _include_usage(req) -> bool:
         return bool(req.stream_options and req.stream_options.include_usage)
@@ -356,12 +441,12 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
                 max_tokens = state.budget(req.max_tokens, task=q.task)
         except RequestError as e:
             return _bad(e)
+        if req.stream:
+            return await _live(q, req.model, max_tokens, "chatcmpl", request, True, _include_usage(req))
         res, meta = await _answered(q, req.model, max_tokens, "chatcmpl", request)
         if meta is None:
             return res
-        if not req.stream:
-            return JSONResponse(wire.chat_body(meta, res.answer), headers=wire.headers(res))
-        return _stream(wire.chat_events(meta, res.answer, _include_usage(req)), res)
+        return JSONResponse(wire.chat_body(meta, res.answer), headers=wire.headers(res))
 
     @app.post("/v1/completions")
     async def completions(req: CompletionRequest, request: Request):
@@ -371,12 +456,12 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
             max_tokens = state.budget(req.max_tokens, task=q.task)
         except RequestError as e:
             return _bad(e)
+        if req.stream:
+            return await _live(q, req.model, max_tokens, "cmpl", request, False, _include_usage(req))
         res, meta = await _answered(q, req.model, max_tokens, "cmpl", request)
         if meta is None:
             return res
-        if not req.stream:
-            return JSONResponse(wire.completion_body(meta, res.answer), headers=wire.headers(res))
-        return _stream(wire.completion_events(meta, res.answer, _include_usage(req)), res)
+        return JSONResponse(wire.completion_body(meta, res.answer), headers=wire.headers(res))
 
     @app.get("/v1/models")
     async def models():

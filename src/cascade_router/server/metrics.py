@@ -19,7 +19,14 @@ Every ``tier`` label is a tier NAME of the cascade (``slm``, ``llm``, ``small``,
 * ``cascade_tier_calls_total{tier, outcome}``: model calls per tier, ``ok`` or ``error`` (a
   failure inside a degraded answer, or the failure that made a request 503).
 * ``cascade_tier_tokens_total{tier, kind}``: tokens per tier, ``prompt`` or ``completion``.
-* ``cascade_tier_latency_seconds{tier}``: histogram, seconds per successful tier call.
+* ``cascade_tier_latency_seconds{tier}``: histogram, model seconds per successful tier call
+  (from sending the call to its answer; waiting for a call slot is not included).
+* ``cascade_tier_queue_seconds{tier}``: histogram, seconds a tier call waited for one of the
+  tier's call slots (its ``parallel`` bound) before it was sent.
+* ``cascade_tier_busy_slots{tier}``, ``cascade_tier_waiting_calls{tier}``: gauges, calls
+  holding one of the tier's slots now, and calls waiting for one.
+* ``cascade_early_escalations_total{tier}``: escalations decided before the tier's answer was
+  complete (early escalation stopped its generation).
 * ``cascade_cost_usd_total``: dollars spent over every tier that ran, at the configured prices.
 * ``cascade_tier_breaker_open{tier}``: 1 while that tier's circuit breaker skips it.
 * ``cascade_in_flight_requests``, ``cascade_queued_requests``: gauges, cascade calls running
@@ -49,10 +56,11 @@ class ServerMetrics:
         in_flight: returns the number of cascade calls running now.
         queued: returns the number of admitted requests waiting for a worker.
         tiers: the cascade's tier names, in order (their per-tier counters start at 0).
+        breakers: ``{tier name: CircuitBreaker}``; slots: ``{tier name: TierSlots}``.
     """
 
     def __init__(self, in_flight: Callable[[], float], queued: Callable[[], float],
-                 tiers: Sequence[str] = (), breakers: dict | None = None) -> None:
+                 tiers: Sequence[str] = (), breakers: dict | None = None, slots: dict | None = None) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("cascade_requests", "HTTP requests by endpoint and status code",
@@ -72,8 +80,13 @@ class ServerMetrics:
                                   ["tier", "outcome"], registry=r)
         self.tier_tokens = Counter("cascade_tier_tokens", "Tokens per tier and kind (prompt|completion)",
                                    ["tier", "kind"], registry=r)
-        self.tier_latency = Histogram("cascade_tier_latency_seconds", "Seconds per successful tier call",
+        self.tier_latency = Histogram("cascade_tier_latency_seconds",
+                                      "Model seconds per successful tier call (slot wait excluded)",
                                       ["tier"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.tier_queue = Histogram("cascade_tier_queue_seconds", "Seconds a tier call waited for a call slot",
+                                    ["tier"], buckets=(0.0,) + _LATENCY_BUCKETS, registry=r)
+        self.early = Counter("cascade_early_escalations",
+                             "Escalations decided before the tier's answer was complete", ["tier"], registry=r)
         self.cost = Counter("cascade_cost_usd", "Dollars spent over every tier that ran", registry=r)
         self.cache_lookups = Counter("cascade_cache_lookups", "Semantic cache lookups by result (hit|miss|bypass)",
                                      ["result"], registry=r)
@@ -89,6 +102,12 @@ class ServerMetrics:
                       ["tier"], registry=r)
         for name, b in (breakers or {}).items():
             open_.labels(name).set_function(lambda b=b: 1.0 if b.state == "open" else 0.0)
+        busy = Gauge("cascade_tier_busy_slots", "Calls holding one of a tier's call slots", ["tier"], registry=r)
+        waiting = Gauge("cascade_tier_waiting_calls", "Calls waiting for one of a tier's call slots", ["tier"],
+                        registry=r)
+        for name, sl in (slots or {}).items():
+            busy.labels(name).set_function(lambda sl=sl: float(sl.busy))
+            waiting.labels(name).set_function(lambda sl=sl: float(sl.waiting))
         tiers = list(tiers)
         for i, name in enumerate(tiers):
             for outcome in ("ok", "error"):
@@ -97,6 +116,7 @@ class ServerMetrics:
                 self.tier_tokens.labels(name, kind)
             if i < len(tiers) - 1:
                 self.escalations.labels(name)
+                self.early.labels(name)
 
     def record_run(self, run) -> None:
         """Count one successful tier call from its :class:`~cascade_router.cascade.TierRun`."""
@@ -105,6 +125,7 @@ class ServerMetrics:
         self.tier_tokens.labels(run.tier, "prompt").inc(max(0, int(gen.prompt_tokens)))
         self.tier_tokens.labels(run.tier, "completion").inc(max(0, int(gen.completion_tokens)))
         self.tier_latency.labels(run.tier).observe(max(0.0, float(run.latency_s)))
+        self.tier_queue.labels(run.tier).observe(max(0.0, float(getattr(run, "queue_s", 0.0))))
 
     def record_failure(self, tier: str) -> None:
         """Count one failed call of ``tier``."""
@@ -127,6 +148,8 @@ class ServerMetrics:
         for d in res.decisions:
             if d.outcome == "escalate":
                 self.escalations.labels(d.after).inc()
+                if d.early:
+                    self.early.labels(d.after).inc()
         if res.abstained:
             self.abstentions.inc()
         if res.degraded:

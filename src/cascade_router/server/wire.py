@@ -18,11 +18,13 @@ the JSON OpenAI clients expect.
   started at), ``escalated``, ``degraded``, ``error``, ``task``, ``question``,
   ``passage_chars``, ``max_tokens``; ``tiers``: one entry per tier that ran, in order (``name``,
   ``model``, ``answer``, ``prompt_tokens``, ``completion_tokens``, ``cached_prompt_tokens``,
-  ``latency_s``, ``finish_reason``, ``truncated_context``, ``cost_usd``, ``signals``,
-  ``unavailable_signals``: the signals that could not be measured, e.g. without logprobs);
-  ``gates``: every gate decision, in order (``after``, ``router``, ``score``, ``threshold``,
-  ``outcome`` accept|escalate|abstain, ``reasons``); ``failures``: ``[{tier, error}]``;
-  ``cost_usd`` (dollars over every tier that ran) and ``latency_s`` (seconds, summed);
+  ``latency_s`` (model seconds), ``queue_s`` (seconds waited for one of the tier's call slots),
+  ``finish_reason`` (``early_stop`` when early escalation stopped it), ``truncated_context``,
+  ``cost_usd``, ``signals``, ``unavailable_signals``: the signals that could not be measured,
+  e.g. without logprobs); ``gates``: every gate decision, in order (``after``, ``router``,
+  ``score``, ``threshold``, ``outcome`` accept|escalate|abstain, ``reasons``, ``early``: decided
+  before the tier's answer was complete); ``failures``: ``[{tier, error}]``; ``cost_usd``
+  (dollars over every tier that ran), ``latency_s`` (model seconds, summed) and ``queue_s``;
   ``cache``: null without a cache, else ``status`` (hit|miss|bypass), ``error``, and for a hit
   ``kind`` (exact|semantic), ``similarity``, ``cached_question``, ``original_route``, ``age_s``,
   ``lookup_s``, ``original`` (the first answer's tiers, cost, tokens). A hit has route and model
@@ -121,12 +123,12 @@ def extension(res: CascadeResult, q: Query, max_tokens: int) -> dict:
         tiers.append({
             "name": r.tier, "model": r.model, "answer": r.answer,
             "prompt_tokens": int(g.prompt_tokens), "completion_tokens": int(g.completion_tokens),
-            "cached_prompt_tokens": g.cached_prompt_tokens, "latency_s": r.latency_s,
+            "cached_prompt_tokens": g.cached_prompt_tokens, "latency_s": r.latency_s, "queue_s": r.queue_s,
             "finish_reason": g.finish_reason, "truncated_context": bool(g.truncated_context),
             "cost_usd": r.cost_usd, "signals": dict(r.signals), "unavailable_signals": r.unavailable,
         })
     gates = [{"after": d.after, "router": d.router, "score": d.score, "threshold": d.threshold,
-              "outcome": d.outcome, "reasons": list(d.reasons)} for d in res.decisions]
+              "outcome": d.outcome, "reasons": list(d.reasons), "early": d.early} for d in res.decisions]
     return json_safe({
         "route": res.route,
         "start": res.start,
@@ -142,6 +144,7 @@ def extension(res: CascadeResult, q: Query, max_tokens: int) -> dict:
         "failures": [{"tier": f.tier, "error": f.error} for f in res.failures],
         "cost_usd": res.cost_usd,
         "latency_s": res.latency_s,
+        "queue_s": res.queue_s,
         "cache": _cache_object(res),
         "pregate": None if res.pregate is None else {
             "router": res.pregate.router, "score": res.pregate.score, "threshold": res.pregate.threshold,
@@ -195,34 +198,61 @@ def pieces(text: str) -> list[str]:
     return re.findall(r"\s*\S+\s*|\s+", text) or []
 
 
+def chat_chunk(m: Meta, delta: dict, finish_reason: str | None = None, **extra) -> dict:
+    """One ``chat.completion.chunk`` event carrying ``delta`` (and ``extra`` top-level keys)."""
+    return {"id": m.id, "object": "chat.completion.chunk", "created": m.created, "model": m.model,
+            "system_fingerprint": None,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}], **extra}
+
+
+def completion_chunk(m: Meta, text: str, finish_reason: str | None = None, **extra) -> dict:
+    """One streamed ``text_completion`` event carrying ``text`` (and ``extra`` top-level keys)."""
+    return {"id": m.id, "object": "text_completion", "created": m.created, "model": m.model,
+            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}], **extra}
+
+
+def usage_chunk(m: Meta, chat: bool) -> dict:
+    """The last event when ``stream_options.include_usage``: no choices, the ``usage``."""
+    ev = chat_chunk(m, {}) if chat else completion_chunk(m, "")
+    ev["choices"] = []
+    ev["usage"] = m.usage
+    return ev
+
+
+def content_events(m: Meta, text: str, chat: bool) -> list[dict]:
+    """``text`` as word-sized content events (none for ``""``)."""
+    if chat:
+        return [chat_chunk(m, {"content": p}) for p in pieces(text)]
+    return [completion_chunk(m, p) for p in pieces(text)]
+
+
+def closing_events(m: Meta, chat: bool, include_usage: bool) -> list[dict]:
+    """The finish event (with the ``cascade`` object), then a ``usage`` event if asked."""
+    ev = (chat_chunk(m, {}, m.finish_reason, cascade=m.cascade) if chat
+          else completion_chunk(m, "", m.finish_reason, cascade=m.cascade))
+    return [ev] + ([usage_chunk(m, chat)] if include_usage else [])
+
+
 def chat_events(m: Meta, content: str, include_usage: bool = False) -> list[dict]:
     """``chat.completion.chunk`` events: the role, the content in word-sized pieces, the finish
     (with the ``cascade`` object), then a ``usage`` chunk without choices if asked."""
-    base = {"id": m.id, "object": "chat.completion.chunk", "created": m.created, "model": m.model,
-            "system_fingerprint": None}
-    events = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                     "logprobs": None, "finish_reason": None}]}]
-    for p in pieces(content):
-        events.append({**base, "choices": [{"index": 0, "delta": {"content": p}, "logprobs": None,
-                                             "finish_reason": None}]})
-    events.append({**base, "choices": [{"index": 0, "delta": {}, "logprobs": None,
-                                         "finish_reason": m.finish_reason}], "cascade": m.cascade})
-    if include_usage:
-        events.append({**base, "choices": [], "usage": m.usage})
-    return events
+    return ([chat_chunk(m, {"role": "assistant", "content": ""})] + content_events(m, content, True)
+            + closing_events(m, True, include_usage))
 
 
 def completion_events(m: Meta, text: str, include_usage: bool = False) -> list[dict]:
     """Streamed ``text_completion`` events: the text in word-sized pieces, the finish (with the
     ``cascade`` object), then a ``usage`` chunk without choices if asked."""
-    base = {"id": m.id, "object": "text_completion", "created": m.created, "model": m.model}
-    events = [{**base, "choices": [{"index": 0, "text": p, "logprobs": None, "finish_reason": None}]}
-              for p in pieces(text)]
-    events.append({**base, "choices": [{"index": 0, "text": "", "logprobs": None,
-                                         "finish_reason": m.finish_reason}], "cascade": m.cascade})
-    if include_usage:
-        events.append({**base, "choices": [], "usage": m.usage})
-    return events
+    return content_events(m, text, False) + closing_events(m, False, include_usage)
+
+
+def sse_event(ev: dict) -> str:
+    """One server-sent event: a ``data:`` line with the JSON of ``ev``."""
+    return f"data: {json.dumps(ev, allow_nan=False)}\n\n"
+
+
+#: The event that ends every stream.
+SSE_DONE = "data: [DONE]\n\n"
 
 
 def sse(events: list[dict]) -> AsyncIterator[str]:
@@ -230,8 +260,7 @@ def sse(events: list[dict]) -> AsyncIterator[str]:
 
     async def gen():
         for ev in events:
-            yield f"data: {json.dumps(ev, allow_nan=False)}\n\n"
-        yield "data: [DONE]\n\n"
+            yield sse_event(ev)
+        yield SSE_DONE
 
     return gen()
-
