@@ -87,10 +87,10 @@ def test_a_hung_last_tier_is_skipped_once_the_breaker_opens(slm, hung_url):
         with BackgroundServer(create_app(cascade)) as srv:
             times = []
             for _ in range(4):
-                t0 = time.perf_counter()
                 r = httpx.post(srv.url + "/v1/chat/completions", timeout=30, json={"messages": [
                     {"role": "user", "content": f"Passage: {PASSAGE}\nQuestion: What is the capital of France?"}]})
-                times.append(time.perf_counter() - t0)
+                ext = r.json()["cascade"]
+                times.append(ext["latency_s"] - sum(t["latency_s"] for t in ext["tiers"]))  # spent on the failed tier
                 assert r.status_code == 200 and r.headers["x-cascade-degraded"] == "true"
                 assert r.json()["choices"][0]["message"]["content"] == "Paris"
             failures = r.json()["cascade"]["failures"]
@@ -98,7 +98,7 @@ def test_a_hung_last_tier_is_skipped_once_the_breaker_opens(slm, hung_url):
             metrics = httpx.get(srv.url + "/metrics").text
             # the first two pay the 0.5 s timeout; then the tier is skipped at once
             assert min(times[:2]) >= 0.5 and "circuit open" in failures[0]["error"]
-            assert max(times[2:]) < min(times[:2])
+            assert max(times[2:]) < 0.1
             assert [t["breaker"] for t in health["tiers"]] == [None, "open"]  # slm was built without one
             assert 'cascade_tier_breaker_open{tier="llm"} 1.0' in metrics
             # a first tier whose breaker is open is a 503 at once

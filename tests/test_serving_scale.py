@@ -121,8 +121,8 @@ def test_tier_slot_settings_in_config():
     cfg = config_from_dict({"slm": {"model": "smollm2-135m", "parallel": 3},
                             "llm": {"model": "m@http://127.0.0.1:9/v1", "connect_timeout_s": 1.5, "queue_timeout_s": 7}})
     assert cfg.tiers[0].slots().parallel == 3 and cfg.tiers[0].slots().queue_timeout_s == 120
-    assert cfg.tiers[1].slots().parallel == 4 and cfg.tiers[1].slots().queue_timeout_s == 7  # an endpoint's default
     b = cfg.tiers[1].open()
+    assert cfg.tiers[1].slots(b).parallel == 4 and cfg.tiers[1].slots(b).queue_timeout_s == 7  # an endpoint's default
     assert b._http.timeout.connect == 1.5 and b._http.timeout.read == 30
     b.close()
     for bad in ({"parallel": 0}, {"queue_timeout_s": -1}, {"connect_timeout_s": "fast"}):

@@ -26,6 +26,7 @@ their historical shape (tier names ``slm`` and ``llm``; ``[router]`` is the gate
     [cascade]
     max_tokens = 24
     on_llm_error = "degrade"        # or "fail" (serve answers 503)
+    early_escalation = true         # stop a tier once its gate is sure to escalate
 
 N tiers are an array of tables; each takes ``name``, ``model``, the fields above and an
 optional ``router`` (a preset, ``signal:NAME:T``, a router ``.json`` path, or a table) that is
@@ -116,11 +117,12 @@ class TierConfig:
             parallel=self.parallel or 1, connect_timeout_s=self.connect_timeout_s,
         )
 
-    def slots(self) -> TierSlots:
-        """The tier's pool of call slots: ``parallel`` (default 1 in-process, where it is also
-        the llama.cpp slots, :data:`~cascade_router.tiers.ENDPOINT_PARALLEL` for an endpoint),
-        ``queue_timeout_s``."""
-        n = self.parallel or (ENDPOINT_PARALLEL if parse_spec(self.model)[0] == "endpoint" else 1)
+    def slots(self, backend=None) -> TierSlots:
+        """The tier's pool of call slots: ``parallel`` (default: the opened ``backend``'s own
+        llama.cpp slots, 1, for an in-process model; :data:`~cascade_router.tiers.ENDPOINT_PARALLEL`
+        otherwise), ``queue_timeout_s``."""
+        own = vars(backend).get("parallel") if hasattr(backend, "__dict__") else None
+        n = self.parallel or (own if isinstance(own, int) and own >= 1 else ENDPOINT_PARALLEL)
         return TierSlots(n, self.queue_timeout_s)
 
 
@@ -155,6 +157,7 @@ class CascadeConfig:
     max_tokens: int = 24
     on_llm_error: str = "degrade"
     chat_router: str | dict = "signal:mean_logprob:-1.0"  # the first gate for general chat (see README)
+    early_escalation: bool = True  # see cascade_router.early
     cache: Any = None  # stages.cache.CacheSettings: the semantic cache, when enabled
     pregate: dict | None = None  # {"path": router .json, "to": tier name}: the pre-generation gate
     source: str | None = field(default=None, compare=False)  # the file it was read from, for messages
@@ -429,9 +432,9 @@ def config_from_dict(d: Mapping[str, Any], source: str = "config", base_dir: str
     casc = d.get("cascade") or {}
     if not isinstance(casc, Mapping):
         raise ConfigError(f"{source}: [cascade] must be a table with max_tokens and/or on_llm_error")
-    bad = set(casc) - {"max_tokens", "on_llm_error", "chat_router"}
+    bad = set(casc) - {"max_tokens", "on_llm_error", "chat_router", "early_escalation"}
     if bad:
-        raise ConfigError(f"{source}: [cascade] unknown field(s) {sorted(bad)}; valid: max_tokens, on_llm_error, chat_router")
+        raise ConfigError(f"{source}: [cascade] unknown field(s) {sorted(bad)}; valid: max_tokens, on_llm_error, chat_router, early_escalation")
     if "chat_router" in casc:
         cfg.chat_router = _resolve_router(_check_router(casc["chat_router"], f"{source}: [cascade] chat_router"), base)
         try:
@@ -443,6 +446,10 @@ def config_from_dict(d: Mapping[str, Any], source: str = "config", base_dir: str
         if isinstance(mt, bool) or not isinstance(mt, int) or mt < 1:
             raise ConfigError(f"{source}: [cascade] max_tokens must be a positive integer, got {mt!r}")
         cfg.max_tokens = mt
+    if "early_escalation" in casc:
+        if not isinstance(casc["early_escalation"], bool):
+            raise ConfigError(f"{source}: [cascade] early_escalation must be true or false, got {casc['early_escalation']!r}")
+        cfg.early_escalation = casc["early_escalation"]
     if "on_llm_error" in casc:
         if casc["on_llm_error"] not in ("degrade", "fail"):
             raise ConfigError(f"{source}: [cascade] on_llm_error must be 'degrade' or 'fail'")
@@ -530,7 +537,7 @@ def build_cascade(cfg: CascadeConfig, seed: int = 0, lazy: bool = False):
                 except (ValueError, FileNotFoundError) as e:
                     raise ConfigError(f"{where}tier {t.name!r} model {t.model!r}: {e}") from None
                 opened.callback(backends[key].close)
-                pools[key] = t.slots()
+                pools[key] = t.slots(backends[key])
             tiers.append(Tier(t.name, backends[key], t.price_or_default(),
                               {"model": t.model, "family": t.family, "threads": t.threads},
                               CircuitBreaker(t.breaker_failures, t.breaker_cooldown_s), pools[key]))
@@ -557,6 +564,6 @@ def build_cascade(cfg: CascadeConfig, seed: int = 0, lazy: bool = False):
                           on_error="raise" if cfg.on_llm_error == "fail" else "degrade",
                           gate_labels=cfg.gate_labels(), cache=cache, pregate=pregate,
                           chat_gate=build_router(cfg.chat_router, seed=seed) if len(cfg.tiers) > 1 else None,
-                          chat_gate_label=router_label(cfg.chat_router))
+                          chat_gate_label=router_label(cfg.chat_router), early_escalation=cfg.early_escalation)
         opened.pop_all()  # success: the cascade owns them now (Cascade.close)
     return cascade

@@ -112,10 +112,15 @@ def _print_summary(run, res, paths) -> None:
 @click.option("--threads", type=int, default=None, help="llama.cpp threads per model (default: all cores).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Run directory (default runs/DATASET-SLM-LLM-nLIMIT-sSEED). Rerun to resume.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Questions in flight at once; in-process models get as many llama.cpp slots, so they are "
+                   "decoded in one batch, and endpoints are called from as many threads. Not part of the run's "
+                   "identity: a resume may use another value.")
 @click.option("--reuse", "reuse_dir", type=click.Path(file_okay=False), default=None,
               help="Another run directory made with the same dataset, tiers and prompts (another sample): its stored "
                    "generations for questions of this sample are copied instead of generated again.")
-def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, threads, out_dir, no_progress, reuse_dir):
+def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, threads, out_dir, no_progress, concurrency,
+                 reuse_dir):
     """Run every tier on a dataset sample, store every generation, and score every router offline."""
     if dataset not in DATASETS:
         fail(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
@@ -155,6 +160,7 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
     click.echo(f"{dataset}: {len(examples)} questions -> {run_dir} (tiers: {chain})", err=True)
     from ..config import ConfigError, build_cascade
 
+    _give_slots(cfg, concurrency)
     try:
         cascade = build_cascade(cfg, seed=seed)  # one backend per distinct model spec
     except ConfigError as e:
@@ -165,19 +171,38 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
         fail(str(e), code=1)
     try:
         tiers = {t.name: t.backend for t in cascade.tiers}
-        stats = run_generations(examples, tiers, store, DATASET_TASK[dataset], cfg.max_tokens, progress=not no_progress)
+        stats = run_generations(examples, tiers, store, DATASET_TASK[dataset], cfg.max_tokens, progress=not no_progress,
+                                concurrency=concurrency)
     finally:
         cascade.close()
         store.close()
     click.echo(f"generated {stats.generated} ({stats.reused} copied from a tier sharing the model), resumed past {stats.skipped}, errors {stats.errors}; "
-               f"wall {stats.wall_s:.1f} s, in models {stats.model_s:.1f} s", err=True)
+               f"wall {stats.wall_s:.1f} s, in models {stats.model_s:.1f} s"
+               + (f", {concurrency} questions in flight" if concurrency > 1 else ""), err=True)
     identity_out = dict(identity, command=" ".join(["cascade-router"] + [shlex.quote(a) for a in sys.argv[1:]]))
     extra = {"last_run": {"generated": stats.generated, "resumed": stats.skipped, "errors": stats.errors,
-                          "wall_s": stats.wall_s, "model_s": stats.model_s}}
+                          "wall_s": stats.wall_s, "model_s": stats.model_s, "concurrency": concurrency}}
     gate_specs = [cfg.gate_spec(i) for i in range(len(cfg.tiers)) if cfg.gate_spec(i) is not None]
     run, res, paths = _analyse_and_write(run_dir, identity_out, cfg, examples, seed, extra, extra_routers, gate_specs)
     _print_summary(run, res, paths)
     _fail_if_nothing_scored(run, run_dir)
+
+
+def _give_slots(cfg: CascadeConfig, concurrency: int) -> None:
+    """Give every in-process tier of ``cfg`` at least ``concurrency`` llama.cpp slots (its
+    ``parallel``), so that the questions in flight are decoded in one batch; endpoint tiers are
+    left as configured. Nothing changes for one question in flight."""
+    if concurrency <= 1:
+        return
+    from ..models.registry import parse_spec
+
+    for t in cfg.tiers:
+        try:
+            endpoint = parse_spec(t.model)[0] == "endpoint"
+        except ValueError:
+            continue  # not a model: opening the cascade reports it
+        if not endpoint:
+            t.parallel = max(t.parallel or 1, concurrency)
 
 
 def _reuse(store, reuse_dir: str, identity: dict, examples, tiers: list[str]) -> None:

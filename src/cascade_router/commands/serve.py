@@ -58,18 +58,21 @@ def _gates_label(cascade) -> str:
 @click.option("--api-key-env", default=None, metavar="VAR",
               help="Name of the environment variable holding the accepted API key(s), comma-separated; "
                    "clients send 'Authorization: Bearer KEY'. The key itself is never a CLI argument.")
-@click.option("--max-concurrency", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Cascade calls running at once (worker threads).")
+@click.option("--max-concurrency", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Cascade calls running at once (worker threads; each tier's own 'parallel' slots bound "
+                   "its model calls).")
 @click.option("--max-queue", type=click.IntRange(min=0), default=64, show_default=True,
               help="Requests that may wait for a worker; more get HTTP 429.")
 @click.option("--max-body-bytes", type=click.IntRange(min=1), default=1 << 20, show_default=True,
               help="Largest request body; larger get HTTP 413.")
 @click.option("--max-tokens-cap", type=click.IntRange(min=1), default=256, show_default=True,
               help="Largest max_tokens a request may ask for (per tier); more get HTTP 400.")
+@click.option("--live-stream/--no-live-stream", default=True, show_default=True,
+              help="Stream the final tier's text while it is generated (else when the answer is complete).")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True, help="uvicorn log level.")
 def command(config_path, slm, llm, router, use_cache, families, threads, host, port, api_key_env, max_concurrency, max_queue,
-            max_body_bytes, max_tokens_cap, log_level):
+            max_body_bytes, max_tokens_cap, live_stream, log_level):
     """Serve the cascade behind an OpenAI-compatible API (/v1/chat/completions, /v1/completions,
     /v1/models, /health, /metrics).
 
@@ -99,7 +102,8 @@ def command(config_path, slm, llm, router, use_cache, families, threads, host, p
         cascade = open_cascade(cfg)
         try:
             settings = ServerSettings(api_keys=keys, max_concurrency=max_concurrency, max_queue=max_queue,
-                                      max_body_bytes=max_body_bytes, max_tokens_cap=max_tokens_cap)
+                                      max_body_bytes=max_body_bytes, max_tokens_cap=max_tokens_cap,
+                                      live_stream=live_stream)
             app = create_app(cascade, settings)
             import uvicorn
 

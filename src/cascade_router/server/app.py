@@ -116,6 +116,9 @@ class ServerSettings:
         max_body_bytes: request body bound in bytes (default 1 MiB); larger bodies get 413.
         max_tokens_cap: largest ``max_tokens`` a request may ask for (per tier, tokens); more
             gets 400. Requests without ``max_tokens`` use the cascade's configured budget.
+        live_stream: stream the final tier's text while it is generated (default True); False
+            sends every streamed answer when the cascade is done (the behaviour before live
+            streaming, kept for comparison: ``benchmarks/serving_scale.py``).
 
     Raises:
         ValueError: a bound out of range.
@@ -126,6 +129,7 @@ class ServerSettings:
     max_queue: int = 64
     max_body_bytes: int = 1 << 20
     max_tokens_cap: int = 256
+    live_stream: bool = True
 
     def __post_init__(self) -> None:
         self.api_keys = tuple(k for k in self.api_keys if k)
@@ -372,8 +376,8 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
             return gone.is_set()
 
         no_cache = "no-cache" in request.headers.get(CACHE_CONTROL_HEADER, "").lower()
-        task = asyncio.ensure_future(state.answer(q, state.tiers.resolve(model_field), max_tokens,
-                                                  use_cache=not no_cache, on_text=on_text))
+        task = asyncio.ensure_future(state.answer(q, state.tiers.resolve(model_field), max_tokens, use_cache=not no_cache,
+                                                  on_text=on_text if settings.live_stream else None))
         first = asyncio.ensure_future(texts.get())
         await asyncio.wait({task, first}, return_when=asyncio.FIRST_COMPLETED)
         if not first.done():  # done before any live text: the whole answer at once
