@@ -45,7 +45,7 @@ from click.testing import CliRunner
 from cascade_router.cli import main
 from cascade_router.datasets import QAExample, load_dataset
 from cascade_router.tiers import TierPrice
-from cascade_router.evaluation.analysis import Split, analyse, load_run, point_metrics
+from cascade_router.evaluation.analysis import CrossFit, Split, analyse, crossfit_splits, load_run, point_metrics
 from cascade_router.evaluation.curves import oracle_curve, summarize, sweep
 from cascade_router.evaluation.report import write_report
 from cascade_router.evaluation.store import RunStore
@@ -215,64 +215,88 @@ def test_error_question_is_left_out_not_scored_wrong(v1):
     assert run2.errors == {"slm": [], "llm": ["q9", "q10"]}
 
 
-def test_split_and_curves_on_test_split(v1):
-    """Split (seed 0) puts passages P3, P1 in calibration and P2, P4 in test.
+def test_crossfitted_curves_over_all_questions(v1):
+    """4 passages, so 4 folds (each holds one passage out). -mlp scores q1..q8: .1 .5 .7 .2 .05 .9
+    1.2 .3; SLM F1 1 2/3 0 1 1 .8 .5 1; LLM F1 1 1 1 .5 0 6/7 1 1.
 
-    Test split q3 q4 q7 q8: SLM F1 0, 1, 1/2, 1 (mean 0.625); LLM F1 1, 1/2, 1, 1 (0.875).
-    signal:mean_logprob scores (-mlp) 0.7, 0.2, 1.2, 0.3 -> escalate q7, q3, q8, q4:
-    quality 0.625, 0.75, 1.0, 1.0, 0.875; PGR 0, .5, 1.5, 1.5, 1 -> APGR 1.0, AUC 0.875,
-    CPT50 0.25, CPT80 = CPT95 = 0.5.
-    Calibration q1 q2 q5 q6 scores 0.1, 0.5, 0.05, 0.9. Target 30% -> 1 of 4 (q6), threshold
-    0.5 -> on test q3, q7 escalate: rate 0.5, F1 100. Target 50% -> q6, q2, threshold 0.1 -> all
-    test questions escalate: rate 1.0, F1 87.5.
+    A fixed router needs no fitting, so its cross-fitted curve is its curve over all 8.
+    Target 30% (at most 1 of a fold's 6 training questions): thresholds .9 (P1, P2 held out)
+    and .7 (P3, P4) -> q6 (.9) and q7 (1.2) escalate: rate 2/8, F1 (1+2/3+0+1+1+6/7+1+1)/8 = (5+2/3+6/7)/8;
+    reported threshold: the median .8. Target 50% (at most 3 of 6): thresholds .3 .3 .3 .2 ->
+    q2 q3 q6 q7 q8 escalate: rate 5/8, F1 (7 + 6/7)/8; median threshold .3.
     """
     _, _, run = v1
     res = analyse(run, seed=0)
-    assert res.split == Split(calibration=4, test=4, calib_fraction=0.5, seed=0)
-    assert res.test_baselines == pytest.approx({"slm_f1": 62.5, "llm_f1": 87.5})
+    assert res.split == Split(calibration=4, test=4, calib_fraction=0.5, seed=0)  # chain/abstention only
+    assert res.crossfit == CrossFit(folds=4, seed=0, n=8)
+    assert res.baselines == pytest.approx({"slm_f1": 100 * (4.5 + 2 / 3 + 0.8) / 8, "llm_f1": 100 * (5.5 + 6 / 7) / 8})
     c = res.curves["signal:mean_logprob"]
-    assert c.apgr == pytest.approx(1.0)
-    assert c.auc == pytest.approx(0.875)
-    assert (c.cpt50, c.cpt80, c.cpt95) == pytest.approx((0.25, 0.5, 0.5))
-    assert {k: v for k, v in vars(c.target30).items() if not k.endswith("_ci95")} == pytest.approx({"threshold": 0.5, "llm_call_rate": 0.5, "f1": 100.0})
-    assert {k: v for k, v in vars(c.target50).items() if not k.endswith("_ci95")} == pytest.approx({"threshold": 0.1, "llm_call_rate": 1.0, "f1": 87.5})
+    slm, llm = run.arrays["slm"].f1, run.arrays["llm"].f1
+    score = SignalRouter("mean_logprob").decision_function(run.signals("slm"))
+    assert score == pytest.approx([0.1, 0.5, 0.7, 0.2, 0.05, 0.9, 1.2, 0.3])
+    want = summarize(sweep(score, slm, llm, nan_rank="last"), slm.mean(), llm.mean())
+    assert {k: getattr(c, k) for k in want} == pytest.approx(want)
+    assert {k: v for k, v in vars(c.target30).items() if not k.endswith("_ci95")} == pytest.approx(
+        {"threshold": 0.8, "llm_call_rate": 0.25, "f1": 100 * (5 + 2 / 3 + 6 / 7) / 8})
+    assert {k: v for k, v in vars(c.target50).items() if not k.endswith("_ci95")} == pytest.approx(
+        {"threshold": 0.3, "llm_call_rate": 0.625, "f1": 100 * (7 + 6 / 7) / 8})
     # a two-tier run has no chain; SQuAD v1.1 no abstention
     assert res.chain is None and res.abstain is None
-    # oracle on the test split: gains +1 (q3), +1/2 (q7), 0 (q8), -1/2 (q4):
-    # quality .625 .875 1 1 .875 -> PGR 0 1 1.5 1.5 1 -> APGR 1.125
-    assert res.curves["oracle"].apgr == pytest.approx(1.125)
+    assert res.curves["oracle"].apgr == pytest.approx(summarize(oracle_curve(slm, llm), slm.mean(), llm.mean())["apgr"])
     assert res.curves["random"].apgr == pytest.approx(0.5)
     assert res.curves["oracle"].target30 is None and "target30" not in res.curves["oracle"].to_dict()
     # every single signal, the swept presets and the logistic fit are reported
     names = set(res.curves)
     assert {"signal:length_words", "signal:mean_entropy", "seed-v1 (swept)", "logistic", "random", "oracle"} <= names
+    assert res.ranking.n_test == 8
+
+
+def test_crossfit_folds_hold_out_whole_passages(v1):
+    _, _, run = v1
+    splits = crossfit_splits(run, 5, seed=0)
+    pids = np.array([x.ex.passage_id for x in run.records])
+    assert len(splits) == 4  # fewer passages than folds: one fold per passage
+    held = np.concatenate([te for _, te in splits])
+    assert sorted(held.tolist()) == list(range(8))  # every question held out exactly once
+    for tr, te in splits:
+        assert not set(pids[tr]) & set(pids[te])
+    assert crossfit_splits(run.subset({"q1", "q2"}), 5, seed=0) == []  # one passage: nothing to cross-fit
+
+
+def test_learned_gate_never_scores_a_question_it_was_fitted_on(v1):
+    """The logistic gate's held-out scores come from models fitted without that passage: a
+    model fitted on all 8 questions scores them differently."""
+    from cascade_router.evaluation.analysis import _fit_logistic
+
+    _, _, run = v1
+    rows, f, g = run.signals("slm"), run.arrays["slm"].f1, run.arrays["llm"].f1
+    splits = crossfit_splits(run, 5, seed=0)
+    oof = np.full(8, np.nan)
+    for tr, te in splits:
+        oof[te] = _fit_logistic(rows, f, g, tr, te)[1]
+    everything = np.arange(8)
+    in_sample = _fit_logistic(rows, f, g, everything, everything)[1]
+    assert np.isfinite(oof).all() and not np.allclose(oof, in_sample)
 
 
 def test_curves_agree_with_curves_module(v1):
     _, _, run = v1
     res = analyse(run, seed=0)
-    test_ids = ["q3", "q4", "q7", "q8"]
-    test = run.subset(set(test_ids))
-    assert [r.ex.id for r in test.records] == test_ids
-    slm, llm = test.arrays["slm"].f1, test.arrays["llm"].f1
-    score = SignalRouter("mean_logprob").decision_function(test.signals("slm"))
-    want = summarize(sweep(score, slm, llm, nan_rank="last"), slm.mean(), llm.mean())
-    got = {k: getattr(res.curves["signal:mean_logprob"], k) for k in want}
-    assert got == pytest.approx(want)
-    assert {k: getattr(res.curves["oracle"], k) for k in want} == pytest.approx(
-        summarize(oracle_curve(slm, llm), slm.mean(), llm.mean()))
+    slm, llm = run.arrays["slm"].f1, run.arrays["llm"].f1
+    assert {k: getattr(res.curves["oracle"], k) for k in ("apgr", "auc", "cpt50")} == pytest.approx(
+        {k: v for k, v in summarize(oracle_curve(slm, llm), slm.mean(), llm.mean()).items() if k in ("apgr", "auc", "cpt50")})
     curve, cost = next((c, k) for c, k in res.curve_objects if c.name == "signal:mean_logprob")
-    # costs along the curve: SLM mean on q3 q4 q7 q8 = 0.00202, then + LLM q7 (0.0302), q3, q8, q4
-    assert cost == pytest.approx([0.00202, 0.00202 + 0.0302 / 4, 0.00202 + 0.0504 / 4,
-                                  0.00202 + 0.0706 / 4, 0.00202 + 0.0908 / 4])
+    # costs along the curve: SLM mean over the 8 = 0.01816 / 8, then + LLM q7 (0.0302), q6, q3, q2 (0.0202 each) ...
+    assert cost[:3] == pytest.approx([0.01816 / 8, (0.01816 + 0.0302) / 8, (0.01816 + 0.0504) / 8])
+    assert cost[-1] == pytest.approx(0.18976 / 8)
 
 
-def test_target_rate_on_test_split_matches_the_router(tmp_path):
-    """Same split as above (calibration P3, P1; test P2, P4). Calibration -mlp scores 0.1, 0.2, 0.3,
-    0.4 -> target 30%: escalate q6 only, threshold 0.3; target 50%: threshold 0.2. On the test
-    split q3's SLM produced no token (mean_logprob nan) and q4, q7, q8 score 2, 3, 4: the router
-    with either threshold escalates q4, q7, q8 (rate 0.75) and keeps q3's empty SLM answer
-    (F1 0), so F1 = 75. analyse reports rate 1.0 and F1 100 (q3 escalated)."""
+def test_target_rate_crossfitted_never_escalates_a_nan_score(tmp_path):
+    """-mlp scores q1..q8: .1 .2 nan 2 .3 .4 3 4 (q3's SLM produced no token: mean_logprob nan).
+    Target 30% (<= 1 of 6 training questions): thresholds 3 3 3 .4 (P1..P4 held out) -> q7 q8
+    escalate: rate .25, F1 75 (q3's empty answer and q6's wrong one stay). Target 50% (<= 3 of
+    6): thresholds .4 .3 .2 .2 -> q4 q5 q6 q7 q8: rate .625, F1 87.5, median threshold .25. q3 is
+    never escalated although every threshold is finite."""
     rows = [("q1", "P1", "a1", "a1", -0.1, "a1"), ("q2", "P1", "a2", "a2", -0.2, "a2"),
             ("q3", "P2", "a3", "", 0.0, "a3"), ("q4", "P2", "a4", "a4", -2.0, "a4"),
             ("q5", "P3", "a5", "a5", -0.3, "a5"), ("q6", "P3", "a6", "b6", -0.4, "a6"),
@@ -285,11 +309,10 @@ def test_target_rate_on_test_split_matches_the_router(tmp_path):
     store.close()
     assert math.isnan(run.records[2].tiers["slm"].signals["mean_logprob"])
     c = analyse(run, seed=0).curves["signal:mean_logprob"]
-    test_rows = [r.tiers["slm"].signals for r in run.records if r.ex.id in ("q3", "q4", "q7", "q8")]
-    for key, t in (("target30", 0.3), ("target50", 0.2)):
-        assert getattr(c, key).threshold == pytest.approx(t)
-        assert SignalRouter("mean_logprob").with_threshold(t).predict(test_rows).mean() == 0.75
-        assert {k: v for k, v in vars(getattr(c, key)).items() if not k.endswith("_ci95")} == pytest.approx({"threshold": t, "llm_call_rate": 0.75, "f1": 75.0}), key
+    assert {k: v for k, v in vars(c.target30).items() if not k.endswith("_ci95")} == pytest.approx(
+        {"threshold": 3.0, "llm_call_rate": 0.25, "f1": 75.0})
+    assert {k: v for k, v in vars(c.target50).items() if not k.endswith("_ci95")} == pytest.approx(
+        {"threshold": 0.25, "llm_call_rate": 0.625, "f1": 87.5})
 
 
 # --- SQuAD v2.0 ------------------------------------------------------------------------------------
@@ -370,7 +393,9 @@ def test_write_report_files(v1, tmp_path):
     assert summary["not_yet_generated"] == 1
     assert summary["last_run"] == {"generated": 3}
     assert summary["points"]["seed-v1"]["f1"] == pytest.approx(EXPECTED_POINTS["seed-v1"][1])
-    assert summary["curves"]["signal:mean_logprob"]["apgr"] == pytest.approx(1.0)
+    # the small gap over all 8 questions (SLM F1 74.6, LLM 79.5) makes the cross-fitted APGR large
+    assert summary["curves"]["signal:mean_logprob"]["apgr"] == pytest.approx(res.curves["signal:mean_logprob"].apgr) == pytest.approx(3.0)
+    assert summary["crossfit"] == {"folds": 4, "seed": 0, "n": 8, "unit": "passage"}
     # prompt cache over the 8 scored questions only (q9's 50k-token prompt is left out):
     # SLM 3000 + 7*1000 sent, 4*800 cached; LLM 7*1000 + 2000 sent, none cached
     pc = summary["prompt_cache"]
@@ -410,13 +435,16 @@ def test_write_report_v2_predictions_score_like_points(v2, tmp_path):
     res = analyse(run, seed=0)
     rd = tmp_path / "run2"
     write_report(rd, {"dataset": "squad-v2.0"}, run, res)
-    # split: calibration P1 (a1 u1), test P2 (u2 a2). On the test split the SLM (F1 1, 2/3) beats
-    # the LLM (0, 1): no gap to recover, so APGR/CPT are nan -> null in strict JSON.
+    # over the 4 questions (2 folds, one passage each) the SLM (F1 1, 0, 1, 2/3) beats the LLM
+    # (0, 1, 0, 1): no gap to recover, so APGR/CPT are nan -> null in strict JSON.
     summary = _strict_json((rd / "summary.json").read_text())
     assert summary["scored_questions"] == 4
-    assert summary["test_baselines"] == pytest.approx({"slm_f1": 100 * 5 / 6, "llm_f1": 50.0})
+    assert summary["baselines"] == pytest.approx({"slm_f1": 100 * (2 + 2 / 3) / 4, "llm_f1": 50.0})
     assert summary["curves"]["oracle"]["apgr"] is None and summary["curves"]["oracle"]["cpt50"] is None
-    assert summary["curves"]["oracle"]["auc"] == pytest.approx(0.5 * (5 / 6 + 1) / 2 + 0.5 * (1 + 0.5) / 2)
+    # oracle: escalate by gain, u1 (+1), a2 (+1/3), then the losses a1, u2 (-1 each): qualities
+    # 2/3, 11/12, 1, 3/4, 1/2 at rates 0, 1/4, 1/2, 3/4, 1: trapezoids over [0, 1]
+    auc = 0.25 * ((2 / 3 + 11 / 12) + (11 / 12 + 1) + (1 + 3 / 4) + (3 / 4 + 1 / 2)) / 2
+    assert summary["curves"]["oracle"]["auc"] == pytest.approx(auc)
     assert "NoAns F1" in (rd / "report.md").read_text()
     data = tmp_path / "dev2.json"
     write_squad_file(data, examples, "v2.0")

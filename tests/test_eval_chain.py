@@ -241,8 +241,8 @@ def test_pair_points_of_a_three_tier_run_skip_the_middle_tier(three):
     assert res.points["always-large"].cost_per_question_usd == pytest.approx(0.018)
     assert res.points["always-small"].cost_per_question_usd == pytest.approx(0.001)
     assert res.routes["always-large"] == ["large"] * 8
-    assert res.test_baselines == pytest.approx({"small_f1": 100 * (0.5 + 0.8 + 1) / 3,
-                                                "large_f1": 100 * (2 + 6 / 7) / 3})
+    assert res.baselines == pytest.approx({"small_f1": 100 * run.arrays["small"].f1.mean(),
+                                           "large_f1": 100 * run.arrays["large"].f1.mean()})
 
 
 # --------------------------------------------------------------------------- the chain analysis

@@ -57,7 +57,7 @@ def test_report_reproduces_committed_numbers(tmp_path, name):
     assert r.exit_code == 0, r.output
     new = json.loads((dst / "summary.json").read_text())
     for key in ("identity", "scored_questions", "errors", "prompt_cache", "prices", "points", "split",
-                "test_baselines", "curves"):
+                "crossfit", "baselines", "curves", "ranking", "pregen"):
         _same(committed[key], new[key], key)
     assert new["tiers"] == committed.get("tiers", ["slm", "llm"])
     for key in ("chain", "abstain"):  # the N-tier and abstention sections, where committed

@@ -69,12 +69,12 @@ def test_best_router_named_only_when_clear_of_random_and_runner_up():
     clear = rank_routers({"a": _cs(0.70, [0.66, 0.75]), "b": _cs(0.60, [0.55, 0.66]), "random": _cs(0.5, [0.5, 0.5]),
                           "oracle": _cs(1.3, [1.2, 1.4])}, 1000)
     assert clear.decided and clear.best == "a" and clear.runner_up == "b"
-    assert clear.line().startswith("best router on the test split by APGR: a (APGR 0.700")
+    assert clear.line().startswith("best router by cross-fitted APGR: a (APGR 0.700")
     close = rank_routers({"a": _cs(0.70, [0.62, 0.78]), "b": _cs(0.65, [0.60, 0.70])}, 500)
     assert not close.decided and close.best == "a"
     # half-width 0.08 must shrink to the 0.05 gap: 500 * (0.08 / 0.05)^2 = 1,280
     assert close.questions_needed == 1280
-    assert "too small to rank routers" in close.line() and "about 1,280 test questions" in close.line()
+    assert "too small to rank routers" in close.line() and "about 1,280 questions" in close.line()
     noisy = rank_routers({"a": _cs(0.55, [0.45, 0.65]), "b": _cs(0.40, [0.3, 0.5])}, 100)
     assert not noisy.decided and "random's 0.5" in noisy.line()
     assert rank_routers({"a": _cs(float("nan"), None)}, 10) is None

@@ -5,7 +5,11 @@ whose answer is final (or an abstention), and which tiers ran (and are paid for)
 
 * the **pair** analysis (always): the cascade of the first and the last tier, the gate reading
   the first tier's signals. Escalated questions take the last tier's answer and pay for both.
-  This is the classic SLM -> LLM study (RouteLLM's APGR/CPT, one curve per router).
+  This is the classic SLM -> LLM study (RouteLLM's APGR/CPT, one curve per router),
+  **cross-fitted**: the questions are split into k folds by passage (seeded, k=5 by default);
+  every learned gate and every threshold choice is fitted on k-1 folds and applied to the
+  held-out fold, so every question is scored once, by a gate that never saw it, and the curves
+  use all questions (Chernozhukov et al. 2018's cross-fitting; scikit-learn's ``GroupKFold``).
 * the **chain** analysis (three tiers or more): the configured gates in order, their
   thresholds searched on a grid on the calibration split; the cost-quality frontier against each
   single tier, random and the oracle (the cheapest tier whose answer scores best).
@@ -36,8 +40,10 @@ from .curves import Curve, escalate, oracle_curve, random_curve, summarize, swee
 from .stats import N_BOOT, Bootstrap, curve_intervals
 from .store import RunStore
 
-#: LLM-call-rate targets for which a threshold is chosen on the calibration split.
+#: LLM-call-rate targets for which a threshold is chosen on the training folds.
 TARGET_RATES = (0.3, 0.5)
+#: Cross-fitting folds (by passage) of the pair's curves.
+FOLDS = 5
 #: Chain budgets: shares of the cost between the first tier alone and every tier on every question.
 CHAIN_BUDGETS = (0.25, 0.5, 0.75)
 #: Quantiles of the calibration scores tried as thresholds of each chain gate (plus +-inf).
@@ -324,7 +330,9 @@ def chain_routing(run: RunData, escalated: Sequence[np.ndarray], abstain: np.nda
 
 @dataclass
 class Target:
-    """A threshold chosen on the calibration split for a target, and what it gives on the test split."""
+    """Thresholds chosen for a target call rate on the training folds, and what they give on the
+    held-out folds (all questions). ``threshold``: the median of the folds' thresholds (each
+    fold applies its own)."""
 
     threshold: float
     llm_call_rate: float
@@ -335,8 +343,9 @@ class Target:
 
 @dataclass
 class CurveSummary:
-    """RouteLLM's summary of one router's curve on the test split (see :func:`curves.summarize`)
-    and the thresholds chosen on the calibration split for :data:`TARGET_RATES`."""
+    """RouteLLM's summary of one router's cross-fitted curve over all questions (see
+    :func:`curves.summarize`) and the targets for :data:`TARGET_RATES` (thresholds chosen on the
+    training folds, measured on the held-out folds)."""
 
     apgr: float
     cpt50: float
@@ -360,15 +369,15 @@ class CurveSummary:
 class Ranking:
     """Whether the sample can name a best router (issue: do not headline noise).
 
-    The best router by APGR on the test split is named only when its 95% interval lies above
-    random's 0.5 and above the runner-up's point estimate.
+    The best router by APGR (cross-fitted, every question held out once) is named only when its
+    95% interval lies above random's 0.5 and above the runner-up's point estimate.
 
     Attributes:
         best, runner_up: router names; apgr, runner_up_apgr: their APGR; ci95: best's interval.
         decided: the rule above holds.
-        questions_needed: when not decided, roughly how many test questions would make the
-            best router's interval clear the bar (None when no sample size would).
-        n_test: test questions.
+        questions_needed: when not decided, roughly how many questions would make the best
+            router's interval clear the bar (None when no sample size would).
+        n_test: questions the curves are measured on (every scored question, cross-fitted).
     """
 
     best: str
@@ -384,21 +393,33 @@ class Ranking:
         """One sentence for the CLI and the report."""
         ci = "no interval" if self.ci95 is None else f"95% CI {self.ci95[0]:.3f}-{self.ci95[1]:.3f}"
         if self.decided:
-            return (f"best router on the test split by APGR: {self.best} (APGR {self.apgr:.3f}, {ci}; "
+            return (f"best router by cross-fitted APGR: {self.best} (APGR {self.apgr:.3f}, {ci}; "
                     f"runner-up {self.runner_up} {self.runner_up_apgr:.3f})")
-        need = (f"about {self.questions_needed:,} test questions would be needed" if self.questions_needed
+        need = (f"about {self.questions_needed:,} questions would be needed" if self.questions_needed
                 else "no sample size would separate them")
         if self.ci95 is None or self.ci95[0] <= 0.5:
             which = "random's 0.5"
         else:
             which = f"the runner-up's point estimate ({self.runner_up} {self.runner_up_apgr:.3f})"
         return (f"the sample is too small to rank routers: the top APGR, {self.best} {self.apgr:.3f} ({ci}), "
-                f"does not lie above {which} on {self.n_test} test questions; {need}")
+                f"does not lie above {which} on {self.n_test} questions; {need}")
+
+
+@dataclass
+class CrossFit:
+    """How the pair's curves were cross-fitted: ``folds`` folds by passage (seeded), ``n``
+    questions, each scored once while held out."""
+
+    folds: int
+    seed: int
+    n: int
+    unit: str = "passage"
 
 
 @dataclass
 class Split:
-    """Sizes of the calibration and test parts (split by passage, seeded)."""
+    """Sizes of the calibration and test parts (split by passage, seeded) used by the chain and
+    abstention analyses."""
 
     calibration: int
     test: int
@@ -493,8 +514,8 @@ class Analysis:
     split: Split
     curves: dict[str, CurveSummary] = field(default_factory=dict)
     curve_objects: list[tuple[Curve, np.ndarray]] = field(default_factory=list)
-    test_points: dict[str, Point] = field(default_factory=dict)
-    test_baselines: dict[str, float] | None = None
+    baselines: dict[str, float] | None = None
+    crossfit: CrossFit | None = None
     chain: ChainAnalysis | None = None
     abstain: AbstainAnalysis | None = None
     pregen: PreGenAnalysis | None = None
@@ -506,13 +527,13 @@ class Analysis:
 
 def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5, extra_routers: Mapping[str, Any] | None = None,
             gates: Sequence[tuple[str, Router]] | None = None, embeddings: Mapping[str, np.ndarray] | None = None,
-            embedder: str = "minilm", n_boot: int = N_BOOT) -> Analysis:
+            embedder: str = "minilm", n_boot: int = N_BOOT, folds: int = FOLDS) -> Analysis:
     """Every number of the report.
 
     Args:
         run: the scored run.
-        seed: seed of the calibration/test split and of the random routing.
-        calib_fraction: share of passages in the calibration split.
+        seed: seed of the folds, of the calibration/test split and of the random routing.
+        calib_fraction: share of passages in the calibration split (chain and abstention).
         extra_routers: ``{name: Router}`` reported beside the built-in ones as first-tier gates of
             the pair: as they are (fixed points) and swept (curves). A learned one must be fitted.
         gates: the configured chain's gates ``[(label, router), ...]``, one per tier but the last
@@ -522,14 +543,16 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5, extra_rout
             logistic gate with a kNN gain estimate (``logistic + knn_gain``) to the curves, and
             :class:`PreGenAnalysis`.
         n_boot: bootstrap resamples over passages for the 95% intervals (0: none; seeded with ``seed``).
+        folds: cross-fitting folds by passage (fewer when there are fewer passages).
 
     Returns:
         :class:`Analysis`: ``points`` fixed pair routings on all scored questions (always the
         first / last tier, random 50%, oracle, seed-v1/v2/v3 as they are, extra routers) with
-        ``routes`` (the answering tier per question for each); ``curves`` on the test split for
-        each router (each single signal, the presets swept, extra routers swept, a logistic
-        regression fitted cost-sensitively on the calibration split (:func:`gain_labels`),
-        random, oracle); ``chain`` and ``abstain`` where they apply.
+        ``routes`` (the answering tier per question for each); ``curves`` cross-fitted over all
+        questions for each router (each single signal, the presets swept, extra routers swept, a
+        logistic regression fitted cost-sensitively on the training folds (:func:`gain_labels`),
+        random, oracle; with ``embeddings`` the pre-generation router and the kNN variant);
+        ``chain`` and ``abstain`` (on the calibration/test split) where they apply.
     """
     extra_routers = dict(extra_routers or {})
     first, last = run.first, run.last
@@ -556,63 +579,114 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5, extra_rout
     calib = run.subset({e.id for e in calib_ex})
     test = run.subset({e.id for e in test_ex})
     out = Analysis(points, routes, Split(calib.n, test.n, calib_fraction, seed))
-    if test.n < 2 or calib.n < 2:
+    splits = crossfit_splits(run, folds, seed)
+    if not splits:
         return out
-    tf, tl = test.arrays[first].f1, test.arrays[last].f1
-    tq_first, tq_last = float(tf.mean()), float(tl.mean())
-    test_rows, cal_rows = test.signals(first), calib.signals(first)
-    boot = Bootstrap.over_passages([x.ex.passage_id for x in test.records], n_boot, seed) if n_boot else None
-    out.test_points = {name: point_metrics(test, preset(name).predict(test_rows), boot) for name in PRESETS}
-    out.test_baselines = {f"{first}_f1": 100 * tq_first, f"{last}_f1": 100 * tq_last}
+    out.crossfit = CrossFit(len(splits), seed, n)
+    ff, fl = fa.f1, la.f1
+    q_first, q_last = float(ff.mean()), float(fl.mean())
+    out.baselines = {f"{first}_f1": 100 * q_first, f"{last}_f1": 100 * q_last}
     routers: dict[str, Any] = {f"signal:{s}": SignalRouter(s) for s in SIGNALS}
     routers.update({f"{p} (swept)": preset(p) for p in PRESETS})
     routers.update({f"{k} (swept)": r for k, r in extra_routers.items() if f"{k} (swept)" not in routers})
-    y, w = gain_labels(calib.arrays[first].f1, calib.arrays[last].f1)
-    if len(np.unique(y[w > 0])) == 2:
-        routers["logistic"] = LogisticRouter().fit(cal_rows, y, sample_weight=w)
-    tc, lc = test.arrays[first].cost, test.arrays[last].cost
+    tc, lc = fa.cost, la.cost
+    target_masks: dict[str, dict[float, np.ndarray]] = {}
     for name, router in routers.items():
-        c, out.curves[name] = _scored_curve(name, router.decision_function(cal_rows),
-                                            router.decision_function(test_rows), test, boot)
+        s_all = router.decision_function(rows_all)
+        c, out.curves[name], target_masks[name] = _crossfit_curve(
+            name, splits, lambda tr, te, s_all=s_all: (s_all[tr], s_all[te]), run, boot_all)
         out.curve_objects.append((c, cost_curve(c, tc, lc)))
-    if embeddings is not None and all(x.ex.id in embeddings for x in run.records):
-        out.pregen = _pregen(out, calib, test, embeddings, embedder, routers.get("logistic"), boot)
-    for c in (random_curve(tf, tl), oracle_curve(tf, tl)):
-        entry = CurveSummary(**summarize(c, tq_first, tq_last))
+    if _learnable(ff, fl, splits):
+        c, out.curves["logistic"], target_masks["logistic"] = _crossfit_curve(
+            "logistic", splits, lambda tr, te: _fit_logistic(rows_all, ff, fl, tr, te), run, boot_all)
+        out.curve_objects.append((c, cost_curve(c, tc, lc)))
+        if embeddings is not None and all(x.ex.id in embeddings for x in run.records):
+            out.pregen = _pregen(out, run, splits, embeddings, embedder, target_masks.get("logistic"), boot_all)
+    for c in (random_curve(ff, fl), oracle_curve(ff, fl)):
+        entry = CurveSummary(**summarize(c, q_first, q_last))
         if c.order is not None:
-            _with_intervals(entry, c, tf, tl, boot)
-        elif boot is not None and tq_last > tq_first:  # random: exactly 0.5 and the diagonal in every resample
+            _with_intervals(entry, c, ff, fl, boot_all)
+        elif boot_all is not None and q_last > q_first:  # random: exactly 0.5 and the diagonal in every resample
             entry.apgr_ci95 = [0.5, 0.5]
             entry.cpt50_ci95, entry.cpt80_ci95, entry.cpt95_ci95 = [0.5, 0.5], [0.8, 0.8], [0.95, 0.95]
         out.curves[c.name] = entry
         out.curve_objects.append((c, cost_curve(c, tc, lc)))
-    out.ranking = rank_routers(out.curves, test.n)
+    out.ranking = rank_routers(out.curves, n)
+    if test.n < 2 or calib.n < 2:
+        return out
     gates = list(gates or [])
     N = len(run.names)
     if N >= 3 and len(gates) >= N - 1:
         out.chain = analyse_chain(calib, test, gates[: N - 1], seed)
     if run.dataset == "squad-v2.0":
-        out.abstain = analyse_abstain(calib, test, *_abstain_base(out, routers.get("logistic"), calib, test, gates))
+        out.abstain = analyse_abstain(calib, test, *_abstain_base(out, calib, test, gates))
     return out
 
 
-def _scored_curve(name: str, s_cal: np.ndarray, s_test: np.ndarray, test: RunData, boot,
-                  metrics=None) -> tuple[Curve, CurveSummary]:
-    """One router's curve between the first and the last tier on the test split: RouteLLM's
-    summary, the thresholds chosen on the calibration scores ``s_cal`` for :data:`TARGET_RATES`
-    with what they reach on test (``metrics(mask) -> Point``; default the pair's
-    :func:`point_metrics`), and the bootstrap intervals. nan_rank="last": a router never
-    escalates on a nan score, except at the always-last end."""
-    tf, tl = test.arrays[test.first].f1, test.arrays[test.last].f1
-    metrics = metrics or (lambda mask: point_metrics(test, mask, boot))
-    c = sweep(s_test, tf, tl, name=name, nan_rank="last")
+def crossfit_splits(run: RunData, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``[(train indices, held-out indices), ...]``: ``folds`` folds by passage (scikit-learn's
+    ``GroupKFold``, shuffled with ``seed``), fewer when there are fewer passages; [] with fewer
+    than two passages."""
+    from sklearn.model_selection import GroupKFold
+
+    groups = [x.ex.passage_id for x in run.records]
+    k = min(int(folds), len(set(groups)))
+    if k < 2:
+        return []
+    return [(tr, te) for tr, te in GroupKFold(n_splits=k, shuffle=True, random_state=seed).split(groups, groups=groups)]
+
+
+def _learnable(f_first: np.ndarray, f_last: np.ndarray, splits) -> bool:
+    """Every training part has questions of both cost-sensitive labels (a learned gate can fit)."""
+    for tr, _ in splits:
+        y, w = gain_labels(f_first[tr], f_last[tr])
+        if len(np.unique(y[w > 0])) < 2:
+            return False
+    return True
+
+
+def _fit_logistic(rows: list, f_first: np.ndarray, f_last: np.ndarray, tr: np.ndarray, te: np.ndarray):
+    """The cost-sensitive logistic gate fitted on ``tr``: its scores on ``tr`` and on ``te``."""
+    y, w = gain_labels(f_first[tr], f_last[tr])
+    r = LogisticRouter().fit([rows[i] for i in tr], y, sample_weight=w)
+    return r.decision_function([rows[i] for i in tr]), r.decision_function([rows[i] for i in te])
+
+
+def _crossfit_curve(name: str, splits, fold_scores, run: RunData, boot, metrics=None
+                    ) -> tuple[Curve, CurveSummary, dict[float, np.ndarray]]:
+    """One router's cross-fitted curve between the first and the last tier over all questions.
+
+    ``fold_scores(train, held_out) -> (scores on train, scores on held_out)`` (a learned gate is
+    fitted on ``train`` inside it). The held-out scores of every fold make the curve (RouteLLM's
+    summary, bootstrap intervals); for each of :data:`TARGET_RATES` each fold's threshold is
+    chosen on its training scores and applied to its held-out questions, and the union of those
+    escalations is measured (``metrics(mask) -> Point``; default the pair's
+    :func:`point_metrics`). nan_rank="last": a router never escalates on a nan score, except at
+    the always-last end.
+
+    Returns:
+        ``(curve, summary, {rate: escalation mask over all questions})``.
+    """
+    tf, tl = run.arrays[run.first].f1, run.arrays[run.last].f1
+    metrics = metrics or (lambda mask: point_metrics(run, mask, boot))
+    oof = np.full(run.n, np.nan)
+    masks = {rate: np.zeros(run.n, bool) for rate in TARGET_RATES}
+    ths: dict[float, list[float]] = {rate: [] for rate in TARGET_RATES}
+    for tr, te in splits:
+        s_tr, s_te = fold_scores(tr, te)
+        oof[te] = s_te
+        for rate in TARGET_RATES:
+            t = threshold_for_rate(s_tr, rate, nan_rank="last")
+            masks[rate][te] = escalate(s_te, t, nan_rank="last")
+            ths[rate].append(t)
+    c = sweep(oof, tf, tl, name=name, nan_rank="last")
     entry = CurveSummary(**summarize(c, float(tf.mean()), float(tl.mean())))
     for rate in TARGET_RATES:
-        t = threshold_for_rate(s_cal, rate, nan_rank="last")
-        p = metrics(escalate(s_test, t, nan_rank="last"))
+        p = metrics(masks[rate])
+        t = float(np.median(ths[rate]))
         setattr(entry, f"target{int(rate * 100)}", Target(t, p.llm_call_rate, p.f1, p.llm_call_rate_ci95, p.f1_ci95))
     _with_intervals(entry, c, tf, tl, boot)
-    return c, entry
+    return c, entry, masks
 
 
 def _with_intervals(entry: CurveSummary, curve: Curve, slm_q, llm_q, boot) -> None:
@@ -659,10 +733,10 @@ def knn_gain(X_ref: np.ndarray, gain_ref: np.ndarray, X: np.ndarray, k: int = KN
     return gain_ref[nn].mean(axis=1)
 
 
-def _pregen(out: Analysis, calib: RunData, test: RunData, emb: Mapping[str, np.ndarray], embedder: str,
-            logistic: Router | None, boot=None) -> PreGenAnalysis | None:
-    """Adds the ``pregen:embedding`` and ``logistic + knn_gain`` curves to ``out`` and returns
-    the cost comparison (see :class:`PreGenAnalysis`)."""
+def _pregen(out: Analysis, run: RunData, splits, emb: Mapping[str, np.ndarray], embedder: str,
+            logistic_masks: Mapping[float, np.ndarray] | None, boot=None) -> PreGenAnalysis:
+    """Adds the cross-fitted ``pregen:embedding`` and ``logistic + knn_gain`` curves to ``out``
+    and returns the cost comparison (see :class:`PreGenAnalysis`)."""
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -670,51 +744,48 @@ def _pregen(out: Analysis, calib: RunData, test: RunData, emb: Mapping[str, np.n
 
     from ..routers.pregen import EmbeddingRouter
 
-    first, last = calib.first, calib.last
-    Xc = np.stack([emb[x.ex.id] for x in calib.records]).astype(float)
-    Xt = np.stack([emb[x.ex.id] for x in test.records]).astype(float)
-    cf, cl = calib.arrays[first].f1, calib.arrays[last].f1
-    y, w = gain_labels(cf, cl)
-    if len(np.unique(y[w > 0])) < 2:
-        return None
-    tc, lc = test.arrays[first].cost, test.arrays[last].cost
-    n, N = test.n, len(test.names)
+    first, last = run.first, run.last
+    X = np.stack([emb[x.ex.id] for x in run.records]).astype(float)
+    ff, fl = run.arrays[first].f1, run.arrays[last].f1
+    tc, lc = run.arrays[first].cost, run.arrays[last].cost
+    n, N = run.n, len(run.names)
 
     def skipping(mask: np.ndarray) -> Point:  # escalated questions skip the first tier
         ran = np.zeros((n, N), bool)
         ran[:, 0], ran[:, -1] = ~mask, mask
-        return route_metrics(test, np.where(mask, N - 1, 0), ran, boot=boot)
+        return route_metrics(run, np.where(mask, N - 1, 0), ran, boot=boot)
 
-    pre = EmbeddingRouter(embedder=embedder).fit(Xc, y, sample_weight=w)
-    s_test = pre.decision_function(Xt)
-    c, entry = _scored_curve("pregen:embedding", pre.decision_function(Xc), s_test, test, boot, skipping)
+    def pregen_scores(tr, te):
+        y, w = gain_labels(ff[tr], fl[tr])
+        pre = EmbeddingRouter(embedder=embedder).fit(X[tr], y, sample_weight=w)
+        return pre.decision_function(X[tr]), pre.decision_function(X[te])
+
+    c, entry, masks = _crossfit_curve("pregen:embedding", splits, pregen_scores, run, boot, skipping)
     out.curve_objects.append((c, (tc.sum() + np.concatenate(([0.0], np.cumsum((lc - tc)[c.order])))[c.n_escalated]) / n))
     out.curves["pregen:embedding"] = entry
     points: dict[str, Point] = {}
     saved: dict[str, float] = {}
     for rate in TARGET_RATES:
-        key = f"target{int(rate * 100)}"
-        m = escalate(s_test, getattr(entry, key).threshold, nan_rank="last")
+        m = masks[rate]
         points[f"pregen @{int(rate * 100)}%"] = skipping(m)
         saved[f"{int(rate * 100)}%"] = 1000 * float(tc[m].sum()) / n
-        if logistic is not None:  # the post-generation gate at the threshold analyse() chose for the rate
-            t = getattr(out.curves["logistic"], key).threshold
-            points[f"logistic @{int(rate * 100)}%"] = point_metrics(
-                test, escalate(logistic.decision_function(test.signals(first)), t, nan_rank="last"), boot)
-    # the post-generation logistic gate with the kNN gain estimate as one more feature
-    gain_c = cl - cf
-    kc = knn_gain(Xc, gain_c, Xc, exclude_self=True)
-    kt = knn_gain(Xc, gain_c, Xt)
+        if logistic_masks is not None:  # the post-generation gate at the same target, same folds
+            points[f"logistic @{int(rate * 100)}%"] = point_metrics(run, logistic_masks[rate], boot)
+    # the post-generation logistic gate with the kNN gain estimate (from the training folds) as one more feature
+    S = np.column_stack([np.array([r.get(sig, np.nan) for r in run.signals(first)], float) for sig in SIGNALS])
+    S = np.where(np.isfinite(S), S, np.nan)
+    gain = fl - ff
 
-    def feats(run: RunData, k: np.ndarray) -> np.ndarray:
-        F = np.column_stack([np.array([r.get(sig, np.nan) for r in run.signals(first)], float) for sig in SIGNALS] + [k])
-        return np.where(np.isfinite(F), F, np.nan)
+    def knn_scores(tr, te):
+        y, w = gain_labels(ff[tr], fl[tr])
+        k_tr = knn_gain(X[tr], gain[tr], X[tr], exclude_self=True)
+        k_te = knn_gain(X[tr], gain[tr], X[te])
+        model = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression(max_iter=2000))
+        model.fit(np.column_stack([S[tr], k_tr]), y, logisticregression__sample_weight=w)
+        return (model.predict_proba(np.column_stack([S[tr], k_tr]))[:, 1],
+                model.predict_proba(np.column_stack([S[te], k_te]))[:, 1])
 
-    model = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression(max_iter=2000))
-    model.fit(feats(calib, kc), y, logisticregression__sample_weight=w)
-    c2, out.curves["logistic + knn_gain"] = _scored_curve(
-        "logistic + knn_gain", model.predict_proba(feats(calib, kc))[:, 1], model.predict_proba(feats(test, kt))[:, 1],
-        test, boot)
+    c2, out.curves["logistic + knn_gain"], _ = _crossfit_curve("logistic + knn_gain", splits, knn_scores, run, boot)
     out.curve_objects.append((c2, cost_curve(c2, tc, lc)))
     return PreGenAnalysis(embedder, points, saved, KNN_K)
 
@@ -812,10 +883,10 @@ def analyse_chain(calib: RunData, test: RunData, gates: Sequence[tuple[str, Rout
 # --------------------------------------------------------------------------- abstention
 
 
-def _abstain_base(out: Analysis, logistic: Router | None, calib: RunData, test: RunData,
-                  gates: Sequence[tuple[str, Router]]):
+def _abstain_base(out: Analysis, calib: RunData, test: RunData, gates: Sequence[tuple[str, Router]]):
     """The cascade the abstain gate is added to: the chain at the 50% budget (three tiers or
-    more), else the pair with the logistic gate at the 50% LLM-call target (else seed-v1 as is).
+    more), else the pair with a logistic gate fitted on the calibration split at its 50%
+    LLM-call threshold there (else seed-v1 as is).
     Returns ``(label, (answer, ran) on calib, (answer, ran) on test)``."""
     if out.chain is not None and "50%" in out.chain.targets:
         ths = out.chain.targets["50%"].thresholds
@@ -825,8 +896,11 @@ def _abstain_base(out: Analysis, logistic: Router | None, calib: RunData, test: 
             res.append(chain_routing(run, _chain_masks(sc, ths)))
         return "chain @50% budget", res[0], res[1]
     first = calib.first
-    if logistic is not None and out.curves.get("logistic") and out.curves["logistic"].target50 is not None:
-        r, t, label = logistic, out.curves["logistic"].target50.threshold, "logistic @50% LLM calls"
+    rows = calib.signals(first)
+    y, w = gain_labels(calib.arrays[first].f1, calib.arrays[calib.last].f1)
+    if len(np.unique(y[w > 0])) == 2:
+        r = LogisticRouter().fit(rows, y, sample_weight=w)
+        t, label = threshold_for_rate(r.decision_function(rows), 0.5, nan_rank="last"), "logistic @50% LLM calls"
     else:
         r, t, label = preset("seed-v1"), 0.0, "seed-v1"
     return label, *[pair_routing(run, escalate(r.decision_function(run.signals(first)), t, nan_rank="last"))

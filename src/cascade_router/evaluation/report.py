@@ -10,6 +10,7 @@ from typing import Any
 
 from ..jsonsafe import json_safe
 from ..signals import SIGNALS
+from ..routers import PRESETS
 from .analysis import Analysis, RunData
 from .stats import N_BOOT
 
@@ -70,10 +71,12 @@ def summary_of(identity: dict[str, Any], run: RunData, res: Analysis, extra: dic
         "prices": {t: vars(p) for t, p in run.prices.items()},
         "points": {k: p.to_dict() for k, p in res.points.items()},
         "split": res.split,
-        "test_baselines": res.test_baselines,
+        "crossfit": res.crossfit,
+        "baselines": res.baselines,
         "curves": {k: c.to_dict() for k, c in res.curves.items()},
         "ranking": None if res.ranking is None else {**vars(res.ranking), "line": res.ranking.line()},
-        "bootstrap": {"unit": "passage", "resamples": N_BOOT, "seed": res.split.seed, "interval": "95% percentile"},
+        "bootstrap": {"unit": "passage", "resamples": N_BOOT, "seed": res.split.seed, "interval": "95% percentile",
+                      "over": "all scored questions (curves cross-fitted); chain and abstention: the test split"},
     }
     if res.chain is not None:
         c = res.chain
@@ -146,13 +149,13 @@ def write_report(run_dir: str | Path, identity: dict[str, Any], run: RunData, re
         from .plot import plot_curves
 
         pairs = list(res.curve_objects)  # every router; the best few drawn boldly
-        b = res.test_baselines
+        b = res.baselines
         paths["curve"] = run_dir / "curve.png"
         pts = [(f"{name} (as is)", p.llm_call_rate, p.f1 / 100, p.cost_per_question_usd)
-               for name, p in res.test_points.items()]
+               for name, p in res.points.items() if name in PRESETS]
         plot_curves([c for c, _ in pairs], paths["curve"], b[f"{first}_f1"] / 100, b[f"{last}_f1"] / 100,
                     costs=[k for _, k in pairs], points=pts, emphasis=_plotted(res),
-                    title=f"{dataset}: F1 vs {last} calls (test split, n={res.split.test})",
+                    title=f"{dataset}: F1 vs {last} calls (cross-fitted, n={res.crossfit.n})",
                     tier_names=(first, last))
     if res.chain is not None:
         from .plot import plot_chain
@@ -224,17 +227,20 @@ def render_markdown(summary: dict[str, Any]) -> str:
     for name, p in summary["points"].items():
         L.append(_point_row(name, p, v2))
     if summary.get("curves"):
-        sp = summary["split"]
-        b = summary["test_baselines"]
+        cf = summary["crossfit"]
+        b = summary["baselines"]
         bf, bl = b[f"{first}_f1"], b[f"{last}_f1"]
         up = {"slm": "SLM", "llm": "LLM"}
         F, La = up.get(first, first), up.get(last, last)
-        L += ["", f"## Cost-quality curves{pair} (test split: {sp['test']} questions; calibration: {sp['calibration']}; seed {sp['seed']})", "",
-              f"{F} F1 {bf:.1f}, {La} F1 {bl:.1f} on the test split. APGR: average performance gap recovered over {La}-call rates 0..1; "
+        L += ["", f"## Cost-quality curves{pair} (cross-fitted: {cf['n']} questions, {cf['folds']} folds by passage, seed {cf['seed']})", "",
+              f"{F} F1 {bf:.1f}, {La} F1 {bl:.1f}. Every learned gate and every threshold is fitted on {cf['folds'] - 1} folds "
+              "and applied to the held-out fold, so each question is scored once by a gate that never saw it. "
+              f"APGR: average performance gap recovered over {La}-call rates 0..1; "
               f"CPT(x%): {La}-call rate needed to recover x% of the {F}-to-{La} gap (RouteLLM, Ong et al. 2024). "
-              "`@30%`/`@50%`: threshold chosen on the calibration split for that " + f"{La}-call rate, applied to the test split (call rate reached, F1).", ""]
+              "`@30%`/`@50%`: each fold's threshold chosen on its training folds for that " + f"{La}-call rate, applied to "
+              "its held-out fold (call rate reached, F1, over all questions).", ""]
         if bl <= bf:
-            L += [f"**The {La} does not beat the {F} on this split, so there is no gap to recover: APGR and CPT are "
+            L += [f"**The {La} does not beat the {F} on this sample, so there is no gap to recover: APGR and CPT are "
                   f"undefined (–). Compare routers by AUC and by the F1 they reach at a given {La}-call rate.**", ""]
         L.append("| router | APGR [95% CI] | CPT(50%) | CPT(80%) | CPT(95%) | AUC | @30%: calls, F1 | @50%: calls, F1 |")
         L.append("|---|---|---|---|---|---|---|---|")
@@ -246,8 +252,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         rk = summary.get("ranking")
         if rk:
             L += ["", f"**{rk['line'][0].upper() + rk['line'][1:]}.**"]
-        L += ["", "Intervals: 95% percentile bootstrap over passages (1,000 resamples, seeded); F1 intervals in the "
-              "fixed-routing table are over all scored questions, the others over the test split.",
+        L += ["", "Intervals: 95% percentile bootstrap over passages (1,000 resamples, seeded), over all scored questions.",
               "", "![F1 against LLM-call rate](curve.png)"]
     ch = summary.get("chain")
     if ch:
@@ -268,12 +273,12 @@ def render_markdown(summary: dict[str, Any]) -> str:
               "is in summary.json and chain.png.", "", "![The chain's cost-quality frontier](chain.png)"]
     pg = summary.get("pregen")
     if pg:
-        L += ["", "## Pre-generation router (test split)", "",
+        L += ["", "## Pre-generation router (cross-fitted)", "",
               f"`pregen:embedding` decides from the question's embedding alone ({pg['embedder']}), before any tier runs: "
               f"a question it escalates goes straight to {last} and does not pay for {first}. "
               f"`logistic + knn_gain` is the post-generation logistic gate with one more feature, the mean {last}-minus-{first} "
-              f"F1 gain of the {pg['knn_k']} most similar calibration questions. Both curves are in the table above; at the "
-              "targets chosen on the calibration split:", ""]
+              f"F1 gain of the {pg['knn_k']} most similar questions of the training folds. Both curves are in the table above; at "
+              "the targets chosen on the training folds:", ""]
         L.append(f"| routing | F1 | {last} calls | $ / 1k questions | saved vs paying {first} first |")
         L.append("|---|---|---|---|---|")
         for name, p in pg["points"].items():

@@ -394,6 +394,7 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
 
         async def events():
             sent = ""
+            get = None
             try:
                 if chat:
                     yield wire.sse_event(wire.chat_chunk(m0, {"role": "assistant", "content": ""}))
@@ -425,8 +426,10 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
                     for ev in wire.closing_events(m, chat, include_usage):
                         yield wire.sse_event(ev)
                 yield wire.SSE_DONE
-            finally:
+            finally:  # also when the client went away: stop generating, drop the pending read
                 gone.set()
+                if get is not None and not get.done():
+                    get.cancel()
 
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"x-cascade-route": tier, "cache-control": "no-cache"})
