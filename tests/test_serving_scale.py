@@ -40,25 +40,36 @@ def gen(lps: list[float]) -> Generation:
 # -- streamed chunks ------------------------------------------------------------------------
 
 
-def test_stream_assembler_reads_both_layouts_and_drops_the_stop_token():
-    a = StreamAssembler(chat=False, model="m")
+def test_stream_assembler_reads_both_layouts_and_trims_the_stop_string():
+    a = StreamAssembler(chat=False, model="m", stop_ids=[[198], [198, 7, 8]])
     assert a.add({"choices": [{"index": 0, "text": " Paris", "logprobs": {"content": [
-        {"token": " Paris", "bytes": [32, 80, 97, 114, 105, 115], "logprob": -0.5,
+        {"id": 5, "token": " Paris", "bytes": [32, 80, 97, 114, 105, 115], "logprob": -0.5,
          "top_logprobs": [{"token": " Paris", "logprob": -0.5}, {"token": " Lyon", "logprob": -1.5}]}]}}]})
-    # llama.cpp streams the token that matched the stop string with empty token and bytes
-    assert not a.add({"choices": [{"index": 0, "text": "", "logprobs": {"content": [
-        {"token": "", "bytes": [], "logprob": -0.1, "top_logprobs": []}]}}]})
+    # llama.cpp streams a held-back token (it may begin a stop string) with empty token and bytes
+    assert a.add({"choices": [{"index": 0, "text": "", "logprobs": {"content": [
+        {"id": 198, "token": "", "bytes": [], "logprob": -0.1, "top_logprobs": []}]}}]})
+    assert a.partial(0.1).tokens == [" Paris"]  # the tail may still be a stop string: not shown yet
     a.add({"choices": [{"index": 0, "text": "", "finish_reason": "stop"}],
            "usage": {"prompt_tokens": 12, "completion_tokens": 2}, "timings": {"cache_n": 10, "predicted_ms": 30.0}})
-    g = a.generation(0.25)
+    g = a.generation(0.25)  # the stop string "\n" (token 198) ended it: left out, as llama.cpp's one-piece reply does
     assert (g.text, g.tokens, g.logprobs, g.finish_reason) == (" Paris", [" Paris"], [-0.5], "stop")
     assert [t.token for t in g.top_logprobs[0]] == [" Paris", " Lyon"]
     assert (g.prompt_tokens, g.completion_tokens, g.cached_prompt_tokens, g.predicted_ms) == (12, 2, 10, 30.0)
+    # a held-back token that was not a stop string after all (a newline inside a chat answer) stays
+    b = StreamAssembler(chat=False, model="m", stop_ids=[[198, 7, 8]])
+    for i, tid in enumerate((5, 198, 9)):
+        b.add({"choices": [{"index": 0, "text": "x", "logprobs": {"content": [
+            {"id": tid, "token": "", "bytes": [], "logprob": -0.1 * (i + 1)}]}}]})
+    b.add({"choices": [{"index": 0, "text": "", "finish_reason": "length"}]})
+    assert b.generation(0.1).logprobs == pytest.approx([-0.1, -0.2, -0.3])
     # OpenAI's legacy completions layout, chat deltas
     b = StreamAssembler(chat=False, model="m")
     b.add({"choices": [{"index": 0, "text": "A", "logprobs": {"tokens": ["A"], "token_logprobs": [-0.2],
                                                               "top_logprobs": [{"A": -0.2, "B": -2.0}]}}]})
     assert b.generation(0.1).logprobs == [-0.2]
+    with pytest.raises(ModelError, match="malformed usage"):
+        b.usage = {"completion_tokens": "x"}
+        b.generation(0.1)
     c = StreamAssembler(chat=True, model="m")
     c.add({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
     c.add({"choices": [{"index": 0, "delta": {"content": "Hi"}}]})
@@ -73,8 +84,23 @@ def test_stream_assembler_reads_both_layouts_and_drops_the_stop_token():
 
 def test_streamed_generation_equals_the_one_piece_generation(slm):
     """Same prompt, same cache state: the streamed generation (in-process through llama.cpp's
-    HTTP server, and as an endpoint) has the one-piece generation's tokens and logprobs."""
+    HTTP server, and as an endpoint) has the one-piece generation's tokens and logprobs, for QA
+    (stop string "\n") and general chat (multi-token stop strings, newlines inside the answer);
+    every partial generation is a prefix of it."""
     ep = OpenAICompatBackend("smollm2", slm.base_url, family=slm.family, api_key_env=None)
+    chats = ["List five fruits that are red.", "Name three famous painters and one work by each.",
+             "Give me three tips for sleeping better."]
+    texts = []
+    for q in chats:
+        p = build_prompt(q, None, "chat", slm.family, max_tokens=96)
+        slm.generate(p)
+        one = slm.generate(p)
+        parts: list = []
+        streamed = slm.generate(p, on_token=lambda g: parts.append(g))
+        texts.append(one.text)
+        assert streamed.tokens == one.tokens and streamed.logprobs == one.logprobs and streamed.text == one.text
+        assert all(g.tokens == one.tokens[:len(g.tokens)] for g in parts)
+    assert sum("\n" in t for t in texts) >= 2  # answers with newlines inside (held back, then sent)
     try:
         for ex in load_dataset("squad-v1.1")[:3]:
             p = build_prompt(ex.question, ex.context, "squad", slm.family, max_tokens=16)
@@ -86,7 +112,8 @@ def test_streamed_generation_equals_the_one_piece_generation(slm):
             assert streamed.text == one.text == endpoint.text and streamed.tokens == one.tokens == endpoint.tokens
             assert streamed.logprobs == one.logprobs == endpoint.logprobs
             assert streamed.completion_tokens == one.completion_tokens and streamed.prompt_tokens == one.prompt_tokens
-            assert len(seen) == len(one.tokens) and seen[-1] == one.text  # one call per token
+            # one call per token, and one for the stop string's token when it stopped on one
+            assert len(seen) == len(one.tokens) + (one.finish_reason == "stop") and seen[-1] == one.text
     finally:
         ep.close()
 
@@ -352,3 +379,122 @@ def test_an_escalated_stream_shows_its_first_token_before_the_answer_is_complete
     assert len(arrivals) > 5
     # the first content came well before the last (the tier decodes ~70 tokens/s)
     assert arrivals[-1] - arrivals[0] > 0.5, arrivals
+
+
+# -- faults found by the adversarial pass ---------------------------------------------------
+
+
+class _Endpoint:
+    """A loopback OpenAI-compatible endpoint whose streamed replies misbehave (``mode``)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import socketserver
+
+        outer = self
+        self.mode = "ok"
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def do_POST(self):  # noqa: N802
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                chunk = lambda text, **kw: {"choices": [{"index": 0, "text": text, **kw}]}  # noqa: E731
+                if outer.mode == "jsonerror200":
+                    body = json.dumps({"error": {"message": "quota exceeded"}}).encode()
+                    self.send_response(200)
+                    self.send_header("content-type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                if outer.mode == "jsonbody":  # ignores stream: one ordinary reply
+                    body = json.dumps({"choices": [{"index": 0, "text": " Paris", "finish_reason": "stop"}],
+                                       "usage": {"prompt_tokens": 9, "completion_tokens": 1}}).encode()
+                    self.send_response(200)
+                    self.send_header("content-type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.end_headers()
+                events = {"nochoices": [{"id": "x"}, {"id": "y"}],
+                          "nodone_end": [chunk(" The"), chunk(" answer"), chunk(" is")],
+                          "slow": [chunk(f" w{i}") for i in range(12)],
+                          "ok": [chunk(" Paris"), chunk("", finish_reason="stop")]}[outer.mode]
+                for ev in events:
+                    self.wfile.write(f"data: {json.dumps(ev)}\n\n".encode())
+                    self.wfile.flush()
+                    if outer.mode == "slow":
+                        time.sleep(0.3)
+                if outer.mode in ("ok", "nochoices"):
+                    self.wfile.write(b"data: [DONE]\n\n")
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), H)
+        self.srv.daemon_threads = True
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def test_a_broken_stream_is_an_error_never_an_answer():
+    ep = _Endpoint()
+    b = OpenAICompatBackend("fake", ep.url, family="base", api_key_env=None, timeout_s=1.0, retries=0)
+    p = Prompt(text="Q: capital of France?\nA:", stop=["\n"], max_tokens=16)
+    try:
+        ep.mode = "ok"
+        assert b.generate(p, on_token=lambda g: False).text == " Paris"
+        ep.mode = "jsonbody"  # a server that ignores stream: its one reply is read as such
+        g = b.generate(p, on_token=lambda g: False)
+        assert (g.text, g.finish_reason, g.prompt_tokens) == (" Paris", "stop", 9)
+        for mode, msg in (("jsonerror200", "quota exceeded"), ("nochoices", "carried no answer"),
+                          ("nodone_end", "ended before the answer was complete"), ("slow", "deadline")):
+            ep.mode = mode
+            t0 = time.perf_counter()
+            with pytest.raises(ModelError, match=msg):
+                b.generate(p, on_token=lambda g: False)
+            assert time.perf_counter() - t0 < 3.0, mode  # timeout_s bounds the whole stream
+    finally:
+        b.close()
+        ep.close()
+
+
+def test_an_early_stopped_answer_is_completed_when_every_later_tier_fails(slm):
+    ex = load_dataset("squad-v1.1")[0]
+    down = OpenAICompatBackend("down", "http://127.0.0.1:9/v1", family="chat", api_key_env=None, timeout_s=1, retries=0)
+    gate = SignalRouter("length_tokens", 1)  # escalates any answer longer than one token
+    try:
+        full = Cascade([Tier("slm", slm), Tier("llm", down)], [gate], early_escalation=False).answer(ex.question, ex.context)
+        early = Cascade([Tier("slm", slm), Tier("llm", down)], [gate]).answer(ex.question, ex.context)
+    finally:
+        down.close()
+    assert full.degraded and early.degraded and len(full.runs[0].generation.tokens) > 2
+    assert early.runs[0].stopped_early and early.decisions[0].early
+    assert early.answer == full.answer and early.route == "slm"  # the whole answer, generated again
+    assert early.run("slm") is early.runs[-1] and not early.runs[-1].stopped_early
+
+
+def test_on_text_stops_a_final_qa_tier_whose_client_went_away(slm):
+    ex = load_dataset("squad-v1.1")[2]
+    calls: list[str] = []
+
+    def on_text(tier, delta):
+        calls.append(delta)
+        return len(calls) >= 2  # the client is gone after two tokens
+
+    res = Cascade([Tier("slm", slm)], []).answer(ex.question, ex.context, max_tokens=24, on_text=on_text)
+    assert len(calls) == 2 and all(d == "" for d in calls)  # QA text is held to the end
+    assert res.runs[0].generation.finish_reason == EARLY_STOP and len(res.runs[0].generation.tokens) <= 2
+
+
+def test_null_tier_fields_are_config_errors():
+    for key in ("timeout_s", "connect_timeout_s", "retries", "top_k", "n_ctx", "breaker_cooldown_s", "breaker_failures"):
+        with pytest.raises(ConfigError, match=f"x.json: .*{key} must not be null"):
+            config_from_dict({"tiers": [{"name": "a", "model": "smollm2-135m"},
+                                        {"name": "b", "model": "m@http://127.0.0.1:9/v1", key: None}]}, source="x.json")

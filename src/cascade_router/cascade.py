@@ -271,8 +271,8 @@ class CascadeResult:
         return self.route == ABSTAIN_ROUTE
 
     def run(self, tier: str) -> TierRun | None:
-        """The run of ``tier``, or None if it did not run."""
-        return next((r for r in self.runs if r.tier == tier), None)
+        """The run of ``tier`` (its last, when a cut answer was generated again), or None."""
+        return next((r for r in reversed(self.runs) if r.tier == tier), None)
 
     @property
     def prompt_tokens(self) -> int:
@@ -420,27 +420,30 @@ class Cascade:
                             early=run.stopped_early)
 
     def run_tier(self, i: int, question: str, context: str | None, task: str, max_tokens: int,
-                 conversation: list[dict] | None = None, on_text=None) -> TierRun:
+                 conversation: list[dict] | None = None, on_text=None, early: bool = True) -> TierRun:
         """Ask tier ``i`` alone, holding one of its call slots (:class:`~cascade_router.tiers.TierSlots`).
 
         With :attr:`early_escalation` and a gate after the tier that can be decided early, the
         generation stops as soon as it is (:mod:`cascade_router.early`). ``on_text(tier, delta)``
         (None: not streamed) receives the visible answer as it grows (:class:`~cascade_router.live.LiveAnswer`);
-        returning True stops the generation (the client went away).
+        returning True stops the generation (the client went away). ``early=False`` never stops
+        early (an answer that will be returned whatever its gate says).
 
         Raises:
             ModelError: the tier failed, or :class:`TierBusyError` (no call slot came free in
                 its queue timeout); ``tier`` set.
         """
         t = self.tiers[i]
-        check = early_check(self._gate_router(i, task)[0]) if self.early_escalation else None
+        nxt = self.tiers[i + 1].breaker if i + 1 < len(self.tiers) else None
+        check = None
+        if early and self.early_escalation and not (nxt is not None and nxt.state == "open"):
+            check = early_check(self._gate_router(i, task)[0])  # not towards a tier being skipped
         live = LiveAnswer(task) if on_text is not None else None
         on_token = None
         if check is not None or live is not None:
             def on_token(g: Generation) -> bool:
-                if live is not None:
-                    delta = live.feed(g.text)
-                    if delta and on_text(t.name, delta):
+                if live is not None:  # called on every token, so that a client gone away stops it
+                    if on_text(t.name, live.feed(g.text)):
                         return True
                 return check is not None and check(g)
         try:
@@ -582,6 +585,18 @@ class Cascade:
                 return res
         # every tier after the last successful one failed: degrade to that answer
         last = res.runs[-1]
+        if last.stopped_early:  # its answer was cut by early escalation: generate it whole now
+            j = self.names.index(last.tier)
+            try:
+                whole = self.run_tier(j, question, context, task, budget, conversation, early=False)
+            except ModelError as e:
+                res.failures.append(TierFailure(last.tier, f"generating the whole answer after early escalation: {e}"))
+            else:
+                res.runs.append(whole)
+                res.cost_usd += whole.cost_usd
+                res.latency_s += whole.latency_s
+                res.queue_s += whole.queue_s
+                last = whole
         res.answer, res.route = last.answer, last.tier
         return res
 

@@ -228,9 +228,18 @@ class CascadeConfig:
         return asdict(self)
 
 
+#: Tier fields that take no null (JSON ``null``, YAML ``~``): their defaults are numbers.
+_NOT_NULL = ("n_ctx", "top_k", "retries", "timeout_s", "connect_timeout_s", "breaker_failures",
+             "breaker_cooldown_s", "logprobs")
+
+
 def _check_tier_types(d: dict, where: str) -> None:
     def bad(field: str, want: str) -> None:
         raise ConfigError(f"{where} {field} must be {want}, got {d[field]!r}")
+
+    for key in _NOT_NULL:
+        if key in d and d[key] is None:
+            raise ConfigError(f"{where} {key} must not be null (leave it out for the default)")
 
     if not isinstance(d.get("model"), str) or not d["model"].strip():
         bad("model", "a non-empty string (embedded name, .gguf path or MODEL@URL)")

@@ -112,7 +112,7 @@ def _print_summary(run, res, paths) -> None:
 @click.option("--threads", type=int, default=None, help="llama.cpp threads per model (default: all cores).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Run directory (default runs/DATASET-SLM-LLM-nLIMIT-sSEED). Rerun to resume.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--concurrency", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Questions in flight at once; in-process models get as many llama.cpp slots, so they are "
                    "decoded in one batch, and endpoints are called from as many threads. Not part of the run's "
                    "identity: a resume may use another value.")
@@ -160,6 +160,7 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
     click.echo(f"{dataset}: {len(examples)} questions -> {run_dir} (tiers: {chain})", err=True)
     from ..config import ConfigError, build_cascade
 
+    concurrency = min(concurrency, max(1, len(examples)))  # no more slots than questions
     _give_slots(cfg, concurrency)
     try:
         cascade = build_cascade(cfg, seed=seed)  # one backend per distinct model spec

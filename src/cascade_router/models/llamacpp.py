@@ -87,6 +87,7 @@ class LlamaCppBackend:
         self.base_url: str = self._server.listening_address
         self._http = httpx.Client(base_url=self.base_url, timeout=httpx.Timeout(600.0, connect=5.0))
         self._slots = threading.BoundedSemaphore(self.parallel)
+        self._stops: dict[str, list[int]] = {}
 
     def generate(self, prompt: Prompt, on_token: OnToken | None = None) -> Generation:
         """Greedy generation with per-token logprobs and top-k alternatives.
@@ -119,7 +120,9 @@ class LlamaCppBackend:
                 path = "/v1/chat/completions" if chat else "/v1/completions"
                 req["timings_per_token"] = True  # prompt tokens are known even if the caller stops early
                 try:
-                    return stream_generation(self._http, path, req, chat=chat, model=self.model_id, on_token=on_token)
+                    stop_ids = [self._stop_ids(x) for x in prompt.stop]
+                    return stream_generation(self._http, path, req, chat=chat, model=self.model_id, on_token=on_token,
+                                             stop_ids=stop_ids, detokenize=self._detokenize)
                 except httpx.HTTPError as e:
                     raise ModelError(f"{self.model_id}: llama.cpp failed: {e}") from e
             try:
@@ -130,6 +133,21 @@ class LlamaCppBackend:
             except Exception as e:
                 raise ModelError(f"{self.model_id}: llama.cpp failed: {e}") from e
         return parse_response(resp, chat=chat, model=self.model_id, latency_s=time.perf_counter() - t0)
+
+    def _stop_ids(self, stop: str) -> list[int]:
+        """The token ids llama.cpp matches a stop string with (tokenized alone, no special
+        tokens: as its server does), cached."""
+        ids = self._stops.get(stop)
+        if ids is None:
+            r = self._http.post("/tokenize", json={"content": stop, "add_special": False, "parse_special": False})
+            r.raise_for_status()
+            ids = self._stops[stop] = [t if isinstance(t, int) else t["id"] for t in r.json()["tokens"]]
+        return ids
+
+    def _detokenize(self, ids: list[int]) -> str:
+        r = self._http.post("/detokenize", json={"tokens": ids})
+        r.raise_for_status()
+        return r.json()["content"]
 
     def render(self, prompt: Prompt) -> str:
         """The exact prompt text llama.cpp evaluates (chat template applied for chat prompts)."""

@@ -109,7 +109,7 @@ class OpenAICompatBackend:
         ``on_token``: None (one call, the reply when complete), or a callback that sees the
         generation after every streamed chunk and may stop it (``stream: true``; see
         :func:`cascade_router.models.sse.stream_generation`). A streamed call is retried only
-        while nothing has reached the callback.
+        while nothing has reached the callback, and ``timeout_s`` bounds the whole stream.
         """
         chat = prompt.messages is not None
         body: dict = {"model": self.model_id, "max_tokens": prompt.max_tokens, "temperature": 0.0}
@@ -155,7 +155,8 @@ class OpenAICompatBackend:
             return on_token(partial)
 
         def call():
-            return stream_generation(self._http, path, body, chat=chat, model=self.model_id, on_token=tell)
+            return stream_generation(self._http, path, body, chat=chat, model=self.model_id, on_token=tell,
+                                     deadline_s=self.timeout_s, held_stops=bool(body.get("stop")))
 
         try:
             return self._request(path, body, send=call, again=lambda: not seen[0])

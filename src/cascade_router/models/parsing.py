@@ -129,25 +129,41 @@ class StreamAssembler:
     Reads the chunk layouts of OpenAI-compatible servers: chat ``choices[0].delta.content`` or
     completions ``choices[0].text``, per-token logprobs in either layout of this module (per
     chunk), ``finish_reason``, the final ``usage`` chunk (``stream_options.include_usage``) and
-    llama.cpp's ``timings``. llama.cpp streams the token that matched a stop string as an entry
-    with empty ``token`` and ``bytes``; the non-streamed reply leaves it out, and so does this
-    (a streamed generation has the same tokens and logprobs as the non-streamed one).
+    llama.cpp's ``timings``.
+
+    Stop strings: llama.cpp streams an entry (empty ``token`` and ``bytes``, its real ``id``)
+    for every token whose text it holds back because it may begin a stop string, and its
+    non-streamed reply leaves out the tokens of the stop string that ended the generation. Given
+    ``stop_ids`` (the token ids of each stop string), :meth:`generation` leaves out those same
+    trailing entries when the stream ended on ``stop``, and :meth:`partial` leaves out trailing
+    entries that may still turn out to be a stop string: a streamed generation then has the
+    tokens and logprobs of the non-streamed one, and every partial generation is a prefix of it.
 
     Args:
         chat: chat-completions chunks (True) or completions chunks (False).
         model: the model id recorded in the generation and named in errors.
+        stop_ids: token ids of each stop string (in-process llama.cpp, whose tokenizer we can ask).
+        held_stops: without ``stop_ids`` (an endpoint) but with stop strings in the request: treat
+            a trailing run of entries streamed without text as the stop string (exact for
+            llama.cpp's server; a generation ended by the model's end-of-text token, which
+            llama.cpp also streams without text, loses that entry).
     """
 
-    def __init__(self, chat: bool, model: str) -> None:
-        self.chat, self.model = chat, model
+    def __init__(self, chat: bool, model: str, stop_ids: list[list[int]] | None = None,
+                 held_stops: bool = False) -> None:
+        self.chat, self.model, self.held_stops = chat, model, held_stops
+        self.stop_ids = [list(x) for x in (stop_ids or []) if x]
         self.parts: list[str] = []
         self.tokens: list[str] = []
+        self.ids: list[int | None] = []
+        self.held: list[bool] = []  # streamed without its text (empty token and bytes)
         self.lps: list[float] = []
         self.tops: list[list[TokenTop]] = []
         self.any_lp = self.any_top = False
         self.usage: dict = {}
         self.timings: dict = {}
         self.finish_reason: str | None = None
+        self.chunks = 0  # chunks with a choice
 
     @property
     def text(self) -> str:
@@ -174,13 +190,14 @@ class StreamAssembler:
             err = chunk["error"]
             raise ModelError(f"{self.model}: backend error: {err.get('message', err) if isinstance(err, dict) else err}")
         if chunk.get("usage"):
-            self.usage = chunk["usage"]
+            self.usage = dict(chunk["usage"])
         if chunk.get("timings"):
-            self.timings = chunk["timings"]
+            self.timings = dict(chunk["timings"])
         added = False
         for ch in chunk.get("choices") or []:
             if ch.get("index", 0) != 0:
                 continue
+            self.chunks += 1
             piece = (ch.get("delta") or {}).get("content") if self.chat else ch.get("text")
             if piece:
                 if not isinstance(piece, str):
@@ -190,13 +207,17 @@ class StreamAssembler:
             lp = ch.get("logprobs")
             if isinstance(lp, dict):
                 if lp.get("content") is not None:
-                    items = [it for it in lp["content"] if not (it.get("token") == "" and it.get("bytes") == [])]
-                    tokens, lps, tops = _from_content(items)
+                    ids = [it.get("id") for it in lp["content"]]
+                    self.held += [it.get("token") == "" and it.get("bytes") == [] for it in lp["content"]]
+                    tokens, lps, tops = _from_content(lp["content"])
                 else:
                     tokens, lps, tops = _from_legacy(lp)
+                    ids = [None] * len(tokens)
+                    self.held += [False] * len(tokens)
                 if tokens:
                     added = True
                     self.tokens += tokens
+                    self.ids += ids
                     if lps is not None:
                         self.any_lp = True
                         self.lps += lps
@@ -206,30 +227,79 @@ class StreamAssembler:
                 self.finish_reason = ch["finish_reason"]
         return added
 
-    def generation(self, latency_s: float, finish_reason: str | None = None) -> Generation:
-        """The generation so far (or complete), checked as :func:`parse_response` checks a reply.
+    def _held_run(self) -> int:
+        k = len(self.held)
+        while k > 0 and self.held[k - 1]:
+            k -= 1
+        return len(self.held) - k
 
-        Args:
-            latency_s: seconds since the request was sent.
-            finish_reason: overrides the streamed one (``"early_stop"`` when the caller stopped
-                reading).
+    def _kept(self, final: bool) -> int:
+        """How many entries belong to the generation: at the end of a stream stopped by a stop
+        string, all but that string's tokens; while streaming, all but a tail that may still
+        become one. Without ``stop_ids`` (an endpoint), with ``held_stops``: the trailing run of
+        held-back entries stands for the stop string."""
+        n = len(self.ids)
+        if not self.stop_ids and self.held_stops:
+            return n - self._held_run() if (not final or self.finish_reason == "stop") else n
+        if final:
+            if self.finish_reason == "stop":
+                for ids in sorted(self.stop_ids, key=len, reverse=True):
+                    if n >= len(ids) and self.ids[n - len(ids):] == ids:
+                        return n - len(ids)
+            return n
+        held = 0
+        for ids in self.stop_ids:
+            for k in range(min(len(ids), n), 0, -1):
+                if self.ids[n - k:] == ids[:k]:
+                    held = max(held, k)
+                    break
+        return n - held
+
+    def held_tail(self) -> list[int]:
+        """Ids of the trailing entries streamed without their text (llama.cpp held it back as a
+        possible stop string; a stream that ends on ``length`` never sends it)."""
+        return [i for i in self.ids[len(self.ids) - self._held_run():] if i is not None]
+
+    def partial(self, latency_s: float) -> Generation:
+        """The generation so far, less a trailing stop-string candidate (see the class docstring)."""
+        return self._build(latency_s, self._kept(False), None, {**self.usage, "completion_tokens": None})
+
+    def generation(self, latency_s: float, finish_reason: str | None = None) -> Generation:
+        """The generation (complete, or ``finish_reason="early_stop"`` when the caller stopped
+        reading: then the partial one, with ``completion_tokens`` the tokens read), checked as
+        :func:`parse_response` checks a reply.
+
+        Raises:
+            ModelError: malformed counts in the usage or timings.
         """
-        usage, timings = self.usage, self.timings
-        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
-        if cached is None and "cache_n" in timings:
-            cached = timings["cache_n"]
-        gen = Generation(
-            text=self.text,
-            tokens=list(self.tokens),
-            logprobs=list(self.lps) if self.any_lp and len(self.lps) == len(self.tokens) else None,
-            top_logprobs=[list(t) for t in self.tops] if self.any_top else None,
-            prompt_tokens=int(usage.get("prompt_tokens", timings.get("prompt_n", 0) + (cached or 0)) or 0),
-            completion_tokens=int(usage.get("completion_tokens", len(self.tokens)) or 0),
-            cached_prompt_tokens=int(cached) if cached is not None else None,
-            finish_reason=finish_reason or self.finish_reason,
-            latency_s=latency_s,
-            model=self.model,
-            prompt_ms=timings.get("prompt_ms"),
-            predicted_ms=timings.get("predicted_ms"),
-        )
+        if finish_reason is not None:  # every token read was generated (and is billed)
+            return self._build(latency_s, self._kept(False), finish_reason, {**self.usage, "completion_tokens": len(self.tokens)})
+        return self._build(latency_s, self._kept(True), self.finish_reason, self.usage)
+
+    def _build(self, latency_s: float, keep: int, finish_reason: str | None, usage: dict) -> Generation:
+        timings = self.timings
+        try:
+            cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+            if cached is None and "cache_n" in timings:
+                cached = timings["cache_n"]
+            prompt = usage.get("prompt_tokens")
+            if prompt is None:
+                prompt = int(timings.get("prompt_n", 0)) + int(cached or 0)
+            completion = usage.get("completion_tokens")
+            gen = Generation(
+                text=self.text,
+                tokens=self.tokens[:keep],
+                logprobs=self.lps[:keep] if self.any_lp and len(self.lps) == len(self.tokens) else None,
+                top_logprobs=[list(t) for t in self.tops[:keep]] if self.any_top else None,
+                prompt_tokens=int(prompt or 0),
+                completion_tokens=int(completion) if completion is not None else keep,
+                cached_prompt_tokens=int(cached) if cached is not None else None,
+                finish_reason=finish_reason,
+                latency_s=latency_s,
+                model=self.model,
+                prompt_ms=timings.get("prompt_ms"),
+                predicted_ms=timings.get("predicted_ms"),
+            )
+        except (TypeError, ValueError) as e:
+            raise ModelError(f"{self.model}: malformed usage or timings in the stream ({type(e).__name__}: {e})") from None
         return checked(gen, self.model)

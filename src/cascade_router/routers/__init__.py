@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .base import Reason, Router, load_router_file, router_from_dict
 from .baselines import AlwaysLLM, AlwaysSLM, RandomRouter
+from .boosted import BoostedRouter
 from .logistic import LogisticRouter, gain_labels
 from .pregen import EmbeddingRouter
 from .threshold import PRESETS, SignalRouter, ThresholdRouter, preset
@@ -21,7 +22,7 @@ ROUTER_NAMES = (*PRESETS, "always-slm", "always-llm", "random")
 
 __all__ = [
     "Router", "Reason", "AlwaysSLM", "AlwaysLLM", "RandomRouter", "SignalRouter",
-    "ThresholdRouter", "LogisticRouter", "EmbeddingRouter", "gain_labels", "PRESETS", "ROUTER_NAMES", "get_router",
+    "ThresholdRouter", "LogisticRouter", "BoostedRouter", "EmbeddingRouter", "gain_labels", "PRESETS", "ROUTER_NAMES", "get_router",
     "router_from_dict", "load_router_file", "preset",
 ]
 

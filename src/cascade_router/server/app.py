@@ -12,7 +12,7 @@ Endpoints:
   An answer accepted by an earlier gate is sent at once in word-sized pieces. If the streaming
   tier fails after it started, the stream ends with the earlier tier's answer where nothing
   was sent yet (the last chunk's ``cascade`` object always says what happened); a client that
-  disconnects stops the generation.
+  disconnects stops the final tier's generation (a gated tier still finishes its answer).
 * ``POST /v1/completions``: the same for a ``prompt`` string (``text_completion`` objects).
 * ``GET /v1/models``: ``cascade`` and every tier; ``GET /v1/models/{model_id}``: one of them;
   ``GET /health``; ``GET /metrics`` (Prometheus, :mod:`cascade_router.server.metrics`).
@@ -371,15 +371,19 @@ def create_app(cascade, settings: ServerSettings | None = None) -> FastAPI:
         texts: asyncio.Queue = asyncio.Queue()
         gone = threading.Event()  # the client went away: stop generating
 
-        def on_text(tier: str, delta: str) -> bool:  # in the worker thread
-            loop.call_soon_threadsafe(texts.put_nowait, (tier, delta))
+        def on_text(tier: str, delta: str) -> bool:  # in the worker thread, on every token of the final tier
+            if delta:
+                loop.call_soon_threadsafe(texts.put_nowait, (tier, delta))
             return gone.is_set()
 
         no_cache = "no-cache" in request.headers.get(CACHE_CONTROL_HEADER, "").lower()
         task = asyncio.ensure_future(state.answer(q, state.tiers.resolve(model_field), max_tokens, use_cache=not no_cache,
                                                   on_text=on_text if settings.live_stream else None))
         first = asyncio.ensure_future(texts.get())
-        await asyncio.wait({task, first}, return_when=asyncio.FIRST_COMPLETED)
+        while not (task.done() or first.done()):
+            await asyncio.wait({task, first}, timeout=0.25, return_when=asyncio.FIRST_COMPLETED)
+            if not gone.is_set() and await request.is_disconnected():
+                gone.set()  # the client went away before any text: stop the final tier's generation
         if not first.done():  # done before any live text: the whole answer at once
             first.cancel()
             res = task.result()
