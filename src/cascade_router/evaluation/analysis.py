@@ -550,8 +550,8 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5, extra_rout
         first / last tier, random 50%, oracle, seed-v1/v2/v3 as they are, extra routers) with
         ``routes`` (the answering tier per question for each); ``curves`` cross-fitted over all
         questions for each router (each single signal, the presets swept, extra routers swept, a
-        logistic regression fitted cost-sensitively on the training folds (:func:`gain_labels`),
-        random, oracle; with ``embeddings`` the pre-generation router and the kNN variant);
+        logistic regression and gradient-boosted trees fitted cost-sensitively on the training
+        folds (:func:`gain_labels`), random, oracle; with ``embeddings`` the pre-generation router and the kNN variant);
         ``chain`` and ``abstain`` (on the calibration/test split) where they apply.
     """
     extra_routers = dict(extra_routers or {})
@@ -599,6 +599,9 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5, extra_rout
     if _learnable(ff, fl, splits):
         c, out.curves["logistic"], target_masks["logistic"] = _crossfit_curve(
             "logistic", splits, lambda tr, te: _fit_logistic(rows_all, ff, fl, tr, te), run, boot_all)
+        out.curve_objects.append((c, cost_curve(c, tc, lc)))
+        c, out.curves["boosted"], _ = _crossfit_curve(
+            "boosted", splits, lambda tr, te: _fit_boosted(rows_all, ff, fl, tr, te), run, boot_all)
         out.curve_objects.append((c, cost_curve(c, tc, lc)))
         if embeddings is not None and all(x.ex.id in embeddings for x in run.records):
             out.pregen = _pregen(out, run, splits, embeddings, embedder, target_masks.get("logistic"), boot_all)
@@ -649,6 +652,15 @@ def _fit_logistic(rows: list, f_first: np.ndarray, f_last: np.ndarray, tr: np.nd
     """The cost-sensitive logistic gate fitted on ``tr``: its scores on ``tr`` and on ``te``."""
     y, w = gain_labels(f_first[tr], f_last[tr])
     r = LogisticRouter().fit([rows[i] for i in tr], y, sample_weight=w)
+    return r.decision_function([rows[i] for i in tr]), r.decision_function([rows[i] for i in te])
+
+
+def _fit_boosted(rows: list, f_first: np.ndarray, f_last: np.ndarray, tr: np.ndarray, te: np.ndarray):
+    """The cost-sensitive boosted-trees gate fitted on ``tr``: its scores on ``tr`` and on ``te``."""
+    from ..routers import BoostedRouter
+
+    y, w = gain_labels(f_first[tr], f_last[tr])
+    r = BoostedRouter().fit([rows[i] for i in tr], y, sample_weight=w)
     return r.decision_function([rows[i] for i in tr]), r.decision_function([rows[i] for i in te])
 
 
