@@ -6,6 +6,7 @@ The calibrate/report checks run on a constructed store over a tiny official-form
 
 from __future__ import annotations
 
+from pathlib import Path
 import json
 import sqlite3
 
@@ -334,3 +335,30 @@ def test_eval_real_run_resume_report_and_refusal(tmp_path):
     err = _one_line_error(other)
     assert "llm: stored 'gemma3-270m', requested 'smollm2-135m'" in err
     assert _rows(rd) == rows1
+
+
+def test_calibrate_boosted_on_a_committed_run(tmp_path):
+    """`calibrate --router boosted` fits gradient-boosted trees on a real run (600 SQuAD
+    questions) and writes JSON that loads and makes the promised decisions."""
+    import shutil
+
+    from cascade_router.evaluation.runs import open_run
+    from cascade_router.routers import BoostedRouter
+
+    src = Path(__file__).resolve().parents[1] / "results" / "squad-v1.1-n600-s1"
+    rd = tmp_path / "run"
+    rd.mkdir()
+    for f in ("generations.sqlite", "summary.json"):
+        shutil.copy(src / f, rd / f)
+    out = tmp_path / "b.json"
+    res = _cli("calibrate", rd, "--router", "boosted", "--target-rate", "0.3", "--out", out)
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.stdout)
+    assert info["kind"] == "boosted" and 0.25 < info["llm_call_rate"] <= 0.3
+    router = get_router(str(out))
+    assert isinstance(router, BoostedRouter) and router.threshold == pytest.approx(info["threshold"])
+    _, examples = open_run(rd)
+    store = RunStore(rd)
+    run = load_run(examples, store, {"slm": TierPrice(), "llm": TierPrice()})
+    store.close()
+    assert router.predict(run.signals("slm")).mean() == pytest.approx(info["llm_call_rate"])

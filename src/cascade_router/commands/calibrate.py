@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ..routers import LogisticRouter, gain_labels, get_router
+from ..routers import BoostedRouter, LogisticRouter, gain_labels, get_router
 from ..jsonsafe import json_safe
 from .common import fail, load_scored_run, open_run
 
@@ -18,7 +18,8 @@ from .common import fail, load_scored_run, open_run
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--router", "-r", "router_spec", default="logistic", show_default=True,
-              help="logistic, a preset (seed-v1...), signal:NAME:THRESHOLD (threshold re-chosen), or pregen "
+              help="logistic, boosted (gradient-boosted trees), a preset (seed-v1...), signal:NAME:THRESHOLD "
+                   "(threshold re-chosen), or pregen "
                    "(a pre-generation gate on the question embedding, for a [pregate] section).")
 @click.option("--target-rate", type=float, default=None, help="LLM-call rate to aim for, in [0, 1] (at most this rate).")
 @click.option("--target-gap", type=float, default=None,
@@ -53,11 +54,11 @@ def command(run_dir, router_spec, target_rate, target_gap, after, out_path):
     if router_spec == "pregen":
         _calibrate_pregen(rd, examples, run, after, nxt, slm_q, llm_q, target_rate, target_gap, out_path)
         return
-    if router_spec == "logistic":
+    if router_spec in ("logistic", "boosted"):
         y, w = gain_labels(slm_q, llm_q)
         if len(np.unique(y[w > 0])) < 2:
             fail(f"{nxt} never (or always) beats {after} in this run: nothing to learn")
-        router = LogisticRouter().fit(rows, y, sample_weight=w)
+        router = (LogisticRouter() if router_spec == "logistic" else BoostedRouter()).fit(rows, y, sample_weight=w)
     else:
         try:
             router = get_router(router_spec)
