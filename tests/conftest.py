@@ -11,6 +11,9 @@ both, and a silently skipped model test would hide a broken install.
 
 from __future__ import annotations
 
+import socket
+import threading
+
 import pytest
 
 from cascade_router.models.llamacpp import LlamaCppBackend
@@ -174,3 +177,29 @@ def openai_stub():
     stub = StubOpenAI()
     yield stub
     stub.close()
+
+
+@pytest.fixture
+def hung_url():
+    """An endpoint that accepts connections and never replies."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    conns, stop = [], threading.Event()
+
+    def accept():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conns.append(srv.accept()[0])
+            except OSError:
+                pass
+
+    th = threading.Thread(target=accept, daemon=True)
+    th.start()
+    yield f"http://127.0.0.1:{srv.getsockname()[1]}/v1"
+    stop.set()
+    th.join(2)
+    for c in conns:
+        c.close()
+    srv.close()

@@ -3,8 +3,6 @@ its timeout a few times, then skipped at once until a probe after the cool-down.
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 
 import httpx
@@ -50,32 +48,6 @@ def test_breaker_states_by_hand():
         CircuitBreaker(failures=0)
     with pytest.raises(ValueError):
         CircuitBreaker(cooldown_s=0)
-
-
-@pytest.fixture
-def hung_url():
-    """An endpoint that accepts connections and never replies."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    conns, stop = [], threading.Event()
-
-    def accept():
-        srv.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conns.append(srv.accept()[0])
-            except OSError:
-                pass
-
-    th = threading.Thread(target=accept, daemon=True)
-    th.start()
-    yield f"http://127.0.0.1:{srv.getsockname()[1]}/v1"
-    stop.set()
-    th.join(2)
-    for c in conns:
-        c.close()
-    srv.close()
 
 
 def test_a_hung_last_tier_is_skipped_once_the_breaker_opens(slm, hung_url):

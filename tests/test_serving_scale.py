@@ -196,34 +196,6 @@ def test_queue_wait_is_apart_from_model_time_and_a_busy_tier_degrades():
     assert big.breaker.state == "closed"  # saturation is not a failure
 
 
-@pytest.fixture
-def hung_url():
-    """An endpoint that accepts connections and never replies."""
-    import socket
-
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(64)
-    conns, stop = [], threading.Event()
-
-    def accept():
-        srv.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conns.append(srv.accept()[0])
-            except OSError:
-                pass
-
-    th = threading.Thread(target=accept, daemon=True)
-    th.start()
-    yield f"http://127.0.0.1:{srv.getsockname()[1]}/v1"
-    stop.set()
-    th.join(2)
-    for c in conns:
-        c.close()
-    srv.close()
-
-
 def test_first_tier_requests_stay_fast_while_escalations_hang(hung_url):
     """Issue 13's hung-tier check: 6 escalations hang on the last tier (a real HTTP endpoint that
     never replies; 4 s timeout, 2 slots) while requests for the first tier (0.05 s, 4 slots) are

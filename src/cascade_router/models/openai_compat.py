@@ -127,28 +127,10 @@ class OpenAICompatBackend:
                 body.update(logprobs=self.top_k)
             path = "/completions"
         t0 = time.perf_counter()
-        if on_token is not None:
-            return self._streamed(path, body, chat, on_token, ask)
-        try:
-            resp = self._request(path, body)
-        except httpx.HTTPStatusError as e:
-            refused = e.response.status_code == 400 and "logprob" in e.response.text.lower()
-            if not (refused and ask and self.logprobs == "auto"):
-                raise self._error(e) from e
-            log.warning("%s@%s refuses logprobs (HTTP 400); asking without them from now on: "
-                        "gates on logprob signals cannot fire for this tier", self.model_id, self.base_url)
-            self.logprobs_refused = True
-            for k in ("logprobs", "top_logprobs"):
-                body.pop(k, None)
-            try:
-                resp = self._request(path, body)
-            except httpx.HTTPStatusError as e2:
-                raise self._error(e2) from e2
-        return parse_response(resp, chat=chat, model=self.model_id, latency_s=time.perf_counter() - t0)
-
-    def _streamed(self, path: str, body: dict, chat: bool, on_token: OnToken, ask: bool) -> Generation:
-        """:meth:`generate` with ``stream: true`` (retries, and the logprobs refusal, as there)."""
-        seen = [False]
+        if on_token is None:
+            resp = self._asking(path, body, ask)
+            return parse_response(resp, chat=chat, model=self.model_id, latency_s=time.perf_counter() - t0)
+        seen = [False]  # a stream already read from is not retried
 
         def tell(partial: Generation):
             seen[0] = True
@@ -158,8 +140,13 @@ class OpenAICompatBackend:
             return stream_generation(self._http, path, body, chat=chat, model=self.model_id, on_token=tell,
                                      deadline_s=self.timeout_s, held_stops=bool(body.get("stop")))
 
+        return self._asking(path, body, ask, send=call, again=lambda: not seen[0])
+
+    def _asking(self, path: str, body: dict, ask: bool, send=None, again=None):
+        """:meth:`_request`, and once more without logprobs when ``logprobs="auto"`` and the server
+        answered 400 naming them (then this tier stops asking). Raises ModelError."""
         try:
-            return self._request(path, body, send=call, again=lambda: not seen[0])
+            return self._request(path, body, send=send, again=again)
         except httpx.HTTPStatusError as e:
             refused = e.response.status_code == 400 and "logprob" in e.response.text.lower()
             if not (refused and ask and self.logprobs == "auto"):
@@ -170,7 +157,7 @@ class OpenAICompatBackend:
             for k in ("logprobs", "top_logprobs"):
                 body.pop(k, None)
             try:
-                return self._request(path, body, send=call, again=lambda: not seen[0])
+                return self._request(path, body, send=send, again=again)
             except httpx.HTTPStatusError as e2:
                 raise self._error(e2) from e2
 
