@@ -192,8 +192,16 @@ def test_queue_wait_is_apart_from_model_time_and_a_busy_tier_degrades():
     assert waited[0] < 0.1 and 0.2 < waited[1] < 0.45
     assert all(abs(r.run("llm").latency_s - 0.3) < 0.05 for r in out if r.route == "llm")
     busy = next(r for r in out if r.route == "slm")
-    assert busy.degraded and "busy" in busy.failures[0].error
+    assert busy.degraded and "busy" in busy.failures[0].error and busy.failures[0].busy
     assert big.breaker.state == "closed"  # saturation is not a failure
+    from cascade_router.server.metrics import ServerMetrics
+
+    m = ServerMetrics(lambda: 0, lambda: 0, tiers=["slm", "llm"])
+    for r in out:
+        m.record_result(r, "routed")
+    text = m.render().decode()
+    assert 'cascade_tier_busy_total{tier="llm"} 1.0' in text and 'cascade_tier_busy_total{tier="slm"} 0.0' in text
+    assert 'cascade_tier_calls_total{outcome="error",tier="llm"} 1.0' in text
 
 
 def test_first_tier_requests_stay_fast_while_escalations_hang(hung_url):

@@ -204,10 +204,12 @@ class GateDecision:
 
 @dataclass
 class TierFailure:
-    """A tier that failed on this question (its error message)."""
+    """A tier that failed on this question (its error message); ``busy``: it was saturated (no
+    call slot came free in its queue timeout) rather than failing."""
 
     tier: str
     error: str
+    busy: bool = False
 
 
 @dataclass
@@ -568,7 +570,7 @@ class Cascade:
                 res.latency_s += time.perf_counter() - t0  # the time lost on the failed tier
                 log.warning("tier %s failed (%s); %s", e.tier, e,
                             "trying the next tier" if i < n - 1 else "answering with the last answer obtained")
-                res.failures.append(TierFailure(self.tiers[i].name, str(e)))
+                res.failures.append(TierFailure(self.tiers[i].name, str(e), isinstance(e, TierBusyError)))
                 continue
             res.runs.append(run)
             res.cost_usd += run.cost_usd

@@ -77,7 +77,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..cascade import CascadeResult
+from ..cascade import CascadeResult, TierBusyError
 from ..live import remaining
 from ..models.base import ContextLengthError, ModelError
 from ..prompts import CHAT_MAX_TOKENS
@@ -267,7 +267,7 @@ class ServerState:
             tier = e.tier or "unknown"
             if getattr(e, "partial", None) is not None:  # fail mode: count what the earlier tiers spent
                 self.metrics.record_result(e.partial, "started" if start is not None else "routed", answered=False)
-            self.metrics.record_failure(tier)
+            self.metrics.record_failure(tier, isinstance(e, TierBusyError))
             log.warning("model tier %s failed: %s", tier, e)
             return error_response(503, f"model tier {tier} unavailable: {e}", "server_error", None,
                                   "tier_unavailable", headers={"Retry-After": "5"})

@@ -25,6 +25,8 @@ Every ``tier`` label is a tier NAME of the cascade (``slm``, ``llm``, ``small``,
   tier's call slots (its ``parallel`` bound) before it was sent.
 * ``cascade_tier_busy_slots{tier}``, ``cascade_tier_waiting_calls{tier}``: gauges, calls
   holding one of the tier's slots now, and calls waiting for one.
+* ``cascade_tier_busy_total{tier}``: calls that found every one of the tier's slots busy for its
+  ``queue_timeout_s`` (counted among the ``error`` calls too; the request degraded or got 503).
 * ``cascade_early_escalations_total{tier}``: escalations decided before the tier's answer was
   complete (early escalation stopped its generation).
 * ``cascade_cost_usd_total``: dollars spent over every tier that ran, at the configured prices.
@@ -85,6 +87,8 @@ class ServerMetrics:
                                       ["tier"], buckets=_LATENCY_BUCKETS, registry=r)
         self.tier_queue = Histogram("cascade_tier_queue_seconds", "Seconds a tier call waited for a call slot",
                                     ["tier"], buckets=(0.0,) + _LATENCY_BUCKETS, registry=r)
+        self.busy = Counter("cascade_tier_busy", "Calls that found every call slot of the tier busy "
+                            "for its queue timeout", ["tier"], registry=r)
         self.early = Counter("cascade_early_escalations",
                              "Escalations decided before the tier's answer was complete", ["tier"], registry=r)
         self.cost = Counter("cascade_cost_usd", "Dollars spent over every tier that ran", registry=r)
@@ -114,6 +118,7 @@ class ServerMetrics:
                 self.tier_calls.labels(name, outcome)
             for kind in ("prompt", "completion"):
                 self.tier_tokens.labels(name, kind)
+            self.busy.labels(name)
             if i < len(tiers) - 1:
                 self.escalations.labels(name)
                 self.early.labels(name)
@@ -127,9 +132,11 @@ class ServerMetrics:
         self.tier_latency.labels(run.tier).observe(max(0.0, float(run.latency_s)))
         self.tier_queue.labels(run.tier).observe(max(0.0, float(getattr(run, "queue_s", 0.0))))
 
-    def record_failure(self, tier: str) -> None:
-        """Count one failed call of ``tier``."""
+    def record_failure(self, tier: str, busy: bool = False) -> None:
+        """Count one failed call of ``tier`` (``busy``: no call slot came free)."""
         self.tier_calls.labels(tier, "error").inc()
+        if busy:
+            self.busy.labels(tier).inc()
 
     def record_result(self, res, mode: str, answered: bool = True) -> None:
         """Count one answered request from its :class:`~cascade_router.cascade.CascadeResult`:
@@ -144,7 +151,7 @@ class ServerMetrics:
         for run in res.runs:
             self.record_run(run)
         for f in res.failures:
-            self.record_failure(f.tier)
+            self.record_failure(f.tier, f.busy)
         for d in res.decisions:
             if d.outcome == "escalate":
                 self.escalations.labels(d.after).inc()
