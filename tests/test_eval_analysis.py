@@ -452,3 +452,26 @@ def test_write_report_v2_predictions_score_like_points(v2, tmp_path):
     p = res.points["always-slm"]
     for k in ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1"):
         assert got[k] == pytest.approx(getattr(p, k)), k
+
+
+def test_self_consistency_curves_when_every_question_has_samples(v1):
+    """Two samples per question: for q1..q4 both repeat the SLM answer (agreement 1), for q5..q8
+    one differs ("zzz": agreement 1/2). Each sample: prompt 100, completion 5 tokens at the SLM
+    price: 0.001 + 100e-6 + 10e-6 = $0.00111, so $0.00222 per question."""
+    examples, store, run = v1
+    assert analyse(run).self_consistency is None  # no samples: no such curves
+    for i, (qid, _p, _g, s_ans, _lp, _l) in enumerate(V1):
+        for k in range(2):
+            ans = s_ans if (i < 4 or k == 0) else "zzz"
+            store.put_sample(qid, "slm", k, 0.7, ans, _gen(ans or "x", -0.5, prompt=100, completion=5))
+    run2 = load_run(examples, store, {"slm": SLM_PRICE, "llm": LLM_PRICE})
+    assert [x.sc["sc_agreement"] for x in run2.records] == pytest.approx([1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5])
+    res = analyse(run2, seed=0)
+    assert res.self_consistency == pytest.approx({"samples_per_question": 2, "extra_cost_per_question_usd": 0.00222,
+                                                  "extra_seconds_per_question": 2.0})
+    assert {"signal:sc_agreement", "signal:sc_f1", "signal:sc_entropy", "logistic + self-consistency"} <= set(res.curves)
+    # scores -agreement: -1 (q1..q4), -0.5 (q5..q8). Target 50% (<= 3 of 6 training questions):
+    # folds P1, P2 see four tied -0.5 (too many) and escalate nothing; folds P3, P4 see two and
+    # escalate their own held-out q5 q6 / q7 q8: rate 4/8, F1 (1 + 2/3 + 0 + 1 + 0 + 6/7 + 1 + 1)/8
+    c = res.curves["signal:sc_agreement"]
+    assert (c.target50.llm_call_rate, c.target50.f1) == pytest.approx((0.5, 100 * (4 + 2 / 3 + 6 / 7) / 8))

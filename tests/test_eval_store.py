@@ -369,3 +369,21 @@ def test_tiers_sharing_a_backend_ask_it_once(tmp_path):
     rows = {(r.qid, r.tier): r for r in store.rows()}
     assert rows[("q1", "again")].generation == rows[("q1", "small")].generation
     store.close()
+
+
+def test_samples_are_stored_apart_and_reading_never_changes_the_file(tmp_path):
+    from cascade_router.models.base import Generation
+
+    store = RunStore(tmp_path / "r", lock=True)
+    store.put("q1", "slm", "Paris", Generation(text=" Paris"))
+    before = (tmp_path / "r" / "generations.sqlite").read_bytes()
+    assert store.samples("slm") == {} and store.sample_temperature("slm") is None
+    assert (tmp_path / "r" / "generations.sqlite").read_bytes() == before  # no table created by reading
+    store.put_sample("q1", "slm", 1, 0.7, "Lyon", Generation(text=" Lyon"))
+    store.put_sample("q1", "slm", 0, 0.7, "Paris", Generation(text=" Paris"))
+    store.put_sample("q1", "slm", 0, 0.7, "Rome", Generation(text=" Rome"))  # kept: the first stays
+    got = store.samples("slm")
+    assert [a for a, _ in got["q1"]] == ["Paris", "Lyon"] and got["q1"][1][1].text == " Lyon"
+    assert store.sample_temperature("slm") == 0.7 and store.samples("llm") == {}
+    assert store.done() == {("q1", "slm")}  # samples are not generations
+    store.close()

@@ -1,6 +1,7 @@
 """Confidence signals against hand computations on hand-built Generations."""
 
 import math
+import numpy as np
 
 import pytest
 
@@ -174,3 +175,16 @@ def test_context_support_without_passage_is_nan():
     for ctx in (None, "", "  \n"):
         assert math.isnan(context_support(g, "Paris", ctx))
     assert context_support(g, None, "Paris is big.") == 1.0  # raw text when no cleaned answer
+
+
+def test_self_consistency_by_hand():
+    from cascade_router.signals import self_consistency
+
+    # "the Paris" and "paris." normalise to "paris": 3 of 4 samples agree; "Lyon" has F1 0
+    sc = self_consistency("Paris", ["Paris", "paris.", "Lyon", "the Paris"])
+    assert sc["sc_agreement"] == pytest.approx(0.75) and sc["sc_f1"] == pytest.approx(0.75)
+    p = np.array([4, 1]) / 5  # answers: paris x4 (greedy + 3), lyon x1
+    assert sc["sc_entropy"] == pytest.approx(float(-(p * np.log(p)).sum()))
+    # partial overlap: "New York City" vs greedy "New York": P 2/3, R 1, F1 0.8
+    assert self_consistency("New York", ["New York City"])["sc_f1"] == pytest.approx(0.8)
+    assert all(math.isnan(v) for v in self_consistency("x", []).values())

@@ -10,6 +10,7 @@ nan score never does).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -64,6 +65,8 @@ def ask_model(
     style: str = "short",
     conversation: list[dict] | None = None,
     on_token: OnToken | None = None,
+    temperature: float = 0.0,
+    seed: int | None = None,
 ) -> TierAnswer:
     """Ask one model one question with the prompt for its family and the task.
 
@@ -85,6 +88,7 @@ def ask_model(
         on_token: None, or a callback that sees the generation after every token and may stop
             it (:data:`cascade_router.models.sse.OnToken`); a backend whose ``generate`` takes
             no ``on_token`` answers in one piece and the callback sees the whole generation once.
+        temperature, seed: sampling (see :class:`~cascade_router.models.base.Prompt`; default greedy).
 
     Raises:
         ValueError: empty question or unknown task. ModelError: the backend failed.
@@ -119,6 +123,8 @@ def ask_model(
                 "%s: passage truncated to %d characters to fit the %d-token context window",
                 backend.model_id, len(context), n_ctx,
             )
+    if temperature or seed is not None:
+        prompt = dataclasses.replace(prompt, temperature=float(temperature), seed=seed)
     if on_token is None:
         gen = backend.generate(prompt)
     elif "on_token" in inspect.signature(backend.generate).parameters:

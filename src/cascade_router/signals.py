@@ -172,3 +172,41 @@ def compute_signals(gen: Generation, answer: str | None = None, context: str | N
             then nan).
     """
     return {name: f(gen, answer, context) for name, f in SIGNALS.items()}
+
+
+#: Self-consistency signals (need sampled generations of the same tier; see
+#: :func:`self_consistency`), with their escalation direction.
+SELF_CONSISTENCY_DIRECTION: dict[str, int] = {"sc_agreement": -1, "sc_f1": -1, "sc_entropy": 1}
+
+
+def self_consistency(answer: str, samples: list[str]) -> dict[str, float]:
+    """Agreement of the greedy answer with ``k`` sampled answers of the same tier (Wang et al.
+    2023, "Self-Consistency Improves Chain of Thought Reasoning"; as a routing signal: the
+    AutoMix and FrugalGPT line of work). Answers are compared under the official SQuAD
+    normalisation (:func:`~cascade_router.metrics.normalize.normalize_answer`).
+
+    Returns:
+        ``sc_agreement``: share of samples equal to the greedy answer (0..1);
+        ``sc_f1``: mean token F1 of each sample against the greedy answer (0..1; the official
+        SQuAD F1: two empty answers agree fully);
+        ``sc_entropy``: entropy (nats) of the distribution of the normalised answers among the
+        greedy answer and the samples. All nan without samples.
+    """
+    from collections import Counter
+
+    from .metrics.answer import _overlap_prf
+    from .metrics.normalize import normalize_answer
+
+    if not samples:
+        return {k: NAN for k in SELF_CONSISTENCY_DIRECTION}
+    g = normalize_answer(answer)
+    norm = [normalize_answer(s) for s in samples]
+    gt = g.split()
+    f1s = []
+    for s in norm:
+        st = s.split()
+        f1s.append(float(st == gt) if not st or not gt else _overlap_prf(st, gt)[0])
+    counts = np.array(list(Counter([g, *norm]).values()), dtype=float)
+    p = counts / counts.sum()
+    return {"sc_agreement": float(np.mean([s == g for s in norm])), "sc_f1": float(np.mean(f1s)),
+            "sc_entropy": float(-(p * np.log(p)).sum())}

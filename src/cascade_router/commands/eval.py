@@ -119,8 +119,13 @@ def _print_summary(run, res, paths) -> None:
 @click.option("--reuse", "reuse_dir", type=click.Path(file_okay=False), default=None,
               help="Another run directory made with the same dataset, tiers and prompts (another sample): its stored "
                    "generations for questions of this sample are copied instead of generated again.")
+@click.option("--samples", type=click.IntRange(0, 32), default=0, show_default=True,
+              help="Self-consistency: sampled generations of the first tier per question, added to the run "
+                   "(resumable; not part of the identity). The report then scores the agreement signals.")
+@click.option("--sample-temperature", type=click.FloatRange(0.05, 2.0), default=0.7, show_default=True,
+              help="Temperature of those samples.")
 def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, threads, out_dir, no_progress, concurrency,
-                 reuse_dir):
+                 reuse_dir, samples, sample_temperature):
     """Run every tier on a dataset sample, store every generation, and score every router offline."""
     if dataset not in DATASETS:
         fail(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
@@ -141,7 +146,7 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
 
     identity = identity_for(cfg, dataset, data, lim, seed, examples)
 
-    from ..evaluation.runner import run_generations
+    from ..evaluation.runner import run_generations, run_samples
     from ..evaluation.store import RunLockedError, RunMismatchError, RunStore
 
     try:
@@ -174,6 +179,15 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
         tiers = {t.name: t.backend for t in cascade.tiers}
         stats = run_generations(examples, tiers, store, DATASET_TASK[dataset], cfg.max_tokens, progress=not no_progress,
                                 concurrency=concurrency)
+        if samples:
+            first = cascade.tiers[0]
+            old_t = store.sample_temperature(first.name)
+            if old_t is not None and abs(old_t - sample_temperature) > 1e-9:
+                fail(f"{run_dir} holds {first.name} samples at temperature {old_t:g}; use --sample-temperature {old_t:g}")
+            st = run_samples(examples, first.name, first.backend, store, DATASET_TASK[dataset], cfg.max_tokens,
+                             k=samples, temperature=sample_temperature, seed=seed, progress=not no_progress)
+            click.echo(f"samples of {first.name}: {st.generated} new, {st.skipped} stored, errors {st.errors}; "
+                       f"{st.model_s:.1f} s in the model", err=True)
     finally:
         cascade.close()
         store.close()

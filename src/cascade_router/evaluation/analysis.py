@@ -33,7 +33,7 @@ from ..metrics import score_example
 from ..models.base import Generation
 from ..routers import LogisticRouter, PRESETS, Router, SignalRouter, gain_labels, preset
 from ..routers.base import decide
-from ..signals import SIGNALS, compute_signals
+from ..signals import SELF_CONSISTENCY_DIRECTION, SIGNALS, compute_signals, self_consistency
 from ..tiers import TierPrice
 from .costs import cost_curve, percentiles
 from .curves import Curve, escalate, oracle_curve, random_curve, summarize, sweep, threshold_for_rate
@@ -73,6 +73,12 @@ class QuestionRecord:
     tiers: dict[str, TierOutcome]
     abstain_em: float = 0.0
     abstain_f1: float = 0.0
+    #: the first tier's self-consistency signals (:func:`~cascade_router.signals.self_consistency`)
+    #: and what its samples cost (dollars, seconds), where the run holds samples
+    sc: dict[str, float] | None = None
+    sample_cost: float = 0.0
+    sample_latency: float = 0.0
+    n_samples: int = 0
 
 
 @dataclass
@@ -165,6 +171,7 @@ def load_run(examples: Sequence[QAExample], store: RunStore, prices: Mapping[str
         raise ValueError(f"no price for tier(s) {missing_price}")
     by_q: dict[str, dict[str, Any]] = {}
     errors: dict[str, list[str]] = {t: [] for t in names}
+    samples = store.samples(names[0]) if names else {}
     for row in store.rows():
         if row.tier not in errors:
             continue  # a tier this analysis does not use
@@ -186,7 +193,15 @@ def load_run(examples: Sequence[QAExample], store: RunStore, prices: Mapping[str
             outcomes[t] = TierOutcome(row.answer or "", row.generation, em, f1,
                                       compute_signals(row.generation, row.answer, ex.context))
         aem, af1 = score_example(ex, "")
-        records.append(QuestionRecord(ex, outcomes, aem, af1))
+        rec = QuestionRecord(ex, outcomes, aem, af1)
+        smp = samples.get(ex.id)
+        if smp:
+            first = names[0]
+            rec.sc = self_consistency(outcomes[first].answer, [a for a, _ in smp])
+            rec.sample_cost = float(sum(prices[first].of(g) for _, g in smp))
+            rec.sample_latency = float(sum(g.latency_s for _, g in smp))
+            rec.n_samples = len(smp)
+        records.append(rec)
     return RunData(records, names, dict(prices), errors, missing)
 
 
@@ -516,6 +531,7 @@ class Analysis:
     curve_objects: list[tuple[Curve, np.ndarray]] = field(default_factory=list)
     baselines: dict[str, float] | None = None
     crossfit: CrossFit | None = None
+    self_consistency: dict[str, Any] | None = None
     chain: ChainAnalysis | None = None
     abstain: AbstainAnalysis | None = None
     pregen: PreGenAnalysis | None = None
@@ -605,6 +621,9 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5, extra_rout
         out.curve_objects.append((c, cost_curve(c, tc, lc)))
         if embeddings is not None and all(x.ex.id in embeddings for x in run.records):
             out.pregen = _pregen(out, run, splits, embeddings, embedder, target_masks.get("logistic"), boot_all)
+    ks = {x.n_samples for x in run.records}
+    if len(ks) == 1 and ks != {0}:  # every question has the same number of samples
+        out.self_consistency = _self_consistency(out, run, splits, rows_all, boot_all)
     for c in (random_curve(ff, fl), oracle_curve(ff, fl)):
         entry = CurveSummary(**summarize(c, q_first, q_last))
         if c.order is not None:
@@ -653,6 +672,42 @@ def _fit_logistic(rows: list, f_first: np.ndarray, f_last: np.ndarray, tr: np.nd
     y, w = gain_labels(f_first[tr], f_last[tr])
     r = LogisticRouter().fit([rows[i] for i in tr], y, sample_weight=w)
     return r.decision_function([rows[i] for i in tr]), r.decision_function([rows[i] for i in te])
+
+
+def _self_consistency(out: "Analysis", run: RunData, splits, rows: list, boot) -> dict[str, Any]:
+    """Adds the self-consistency curves (each agreement signal alone, and a logistic gate over
+    every signal plus them, cross-fitted) to ``out``; their cost curves charge the samples to the
+    first tier. Returns what the samples cost."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    ff, fl = run.arrays[run.first].f1, run.arrays[run.last].f1
+    extra = np.array([x.sample_cost for x in run.records], float)
+    tc, lc = run.arrays[run.first].cost + extra, run.arrays[run.last].cost
+    sc = {k: np.array([x.sc[k] for x in run.records], float) for k in SELF_CONSISTENCY_DIRECTION}
+    for k, d in SELF_CONSISTENCY_DIRECTION.items():
+        s_all = d * sc[k]
+        c, out.curves[f"signal:{k}"], _ = _crossfit_curve(f"signal:{k}", splits, lambda tr, te, s_all=s_all: (s_all[tr], s_all[te]),
+                                                          run, boot)
+        out.curve_objects.append((c, cost_curve(c, tc, lc)))
+    S = np.column_stack([np.array([r.get(sig, np.nan) for r in rows], float) for sig in SIGNALS]
+                        + [sc[k] for k in SELF_CONSISTENCY_DIRECTION])
+    S = np.where(np.isfinite(S), S, np.nan)
+
+    def fit(tr, te):
+        y, w = gain_labels(ff[tr], fl[tr])
+        m = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
+                          LogisticRegression(max_iter=2000))
+        m.fit(S[tr], y, logisticregression__sample_weight=w)
+        return m.predict_proba(S[tr])[:, 1], m.predict_proba(S[te])[:, 1]
+
+    c, out.curves["logistic + self-consistency"], _ = _crossfit_curve("logistic + self-consistency", splits, fit, run, boot)
+    out.curve_objects.append((c, cost_curve(c, tc, lc)))
+    gens = [x.n_samples for x in run.records]
+    return {"samples_per_question": gens[0], "extra_cost_per_question_usd": float(extra.mean()),
+            "extra_seconds_per_question": float(np.mean([x.sample_latency for x in run.records]))}
 
 
 def _fit_boosted(rows: list, f_first: np.ndarray, f_last: np.ndarray, tr: np.ndarray, te: np.ndarray):

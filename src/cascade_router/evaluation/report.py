@@ -72,6 +72,7 @@ def summary_of(identity: dict[str, Any], run: RunData, res: Analysis, extra: dic
         "points": {k: p.to_dict() for k, p in res.points.items()},
         "split": res.split,
         "crossfit": res.crossfit,
+        **({"self_consistency": res.self_consistency} if res.self_consistency is not None else {}),
         "baselines": res.baselines,
         "curves": {k: c.to_dict() for k, c in res.curves.items()},
         "ranking": None if res.ranking is None else {**vars(res.ranking), "line": res.ranking.line()},
@@ -271,6 +272,15 @@ def render_markdown(summary: dict[str, Any]) -> str:
         L += ["", f"Budget rows: the best setting on the calibration split whose cost stays within that share of the way "
               f"from {first} alone to every tier; measured on the test split. The frontier ({len(ch['frontier'])} settings) "
               "is in summary.json and chain.png.", "", "![The chain's cost-quality frontier](chain.png)"]
+    sc = summary.get("self_consistency")
+    if sc:
+        L += ["", "## Self-consistency", "",
+              f"{sc['samples_per_question']} sampled answers of {first} per question (stored in the run): `signal:sc_agreement` "
+              "(share equal to the greedy answer, official normalisation), `signal:sc_f1` (mean token F1 against it), "
+              "`signal:sc_entropy` (entropy of the answers) and `logistic + self-consistency` (every signal plus these) are "
+              f"in the curve table above. The samples cost ${1000 * sc['extra_cost_per_question_usd']:.4f} per 1k questions "
+              f"and {sc['extra_seconds_per_question']:.2f} s per question of {first} time, charged to {first} in those "
+              "routers' cost curves."]
     pg = summary.get("pregen")
     if pg:
         L += ["", "## Pre-generation router (cross-fitted)", "",

@@ -216,3 +216,51 @@ def _run_concurrently(todo: Sequence[QAExample], tiers: Mapping[str, Backend], d
                     for result in fut.result():
                         _record(store, stats, ex, result)
             raise
+
+
+def run_samples(examples: Sequence[QAExample], tier: str, backend: Backend, store: RunStore, task: str,
+                max_tokens: int = 24, k: int = 4, temperature: float = 0.7, seed: int = 0,
+                progress: bool = True) -> RunStats:
+    """Add ``k`` sampled generations of one tier per question (self-consistency), skipping the
+    samples already stored; each is committed as it comes.
+
+    Sample ``j`` of question ``q`` uses llama.cpp's (or the endpoint's) sampling seed
+    ``crc32("q:j:seed")``, so a rerun makes the same samples. The prompt is the greedy one, so
+    its prefix is in the prompt cache: a sample costs mainly its generated tokens.
+
+    Args:
+        examples: the run's questions. tier: the tier sampled (its name in the store).
+        backend: that tier's model. store: the run's store. task: prompt task.
+        max_tokens: answer budget per sample, tokens. k: samples per question (>= 1).
+        temperature: sampling temperature (> 0). seed: run seed mixed into every sample's seed.
+
+    Returns:
+        :class:`RunStats` (``generated``: samples stored now; ``skipped``: already stored).
+
+    Raises:
+        ValueError: ``k`` < 1 or ``temperature`` <= 0.
+    """
+    import zlib
+
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"samples k must be an integer >= 1, got {k!r}")
+    if not float(temperature) > 0:
+        raise ValueError(f"sampling temperature must be > 0, got {temperature!r}")
+    have = {q: len(v) for q, v in store.samples(tier).items()}
+    stats = RunStats()
+    t0 = time.perf_counter()
+    for ex in tqdm(examples, desc=f"{tier} samples", unit="q", disable=not progress, dynamic_ncols=True):
+        for j in range(have.get(ex.id, 0), k):
+            try:
+                ta = ask_model(backend, ex.question, ex.context, task, max_tokens=max_tokens, temperature=temperature,
+                               seed=zlib.crc32(f"{ex.id}:{j}:{seed}".encode()) & 0x7FFFFFFF)
+            except Exception as e:  # a failed sample is retried by the next run
+                log.warning("%s sample %d failed on %s: %s", tier, j, ex.id, e)
+                stats.errors += 1
+                break
+            store.put_sample(ex.id, tier, j, temperature, ta.answer, ta.generation)
+            stats.generated += 1
+            stats.model_s += ta.generation.latency_s
+        stats.skipped += min(have.get(ex.id, 0), k)
+    stats.wall_s = time.perf_counter() - t0
+    return stats

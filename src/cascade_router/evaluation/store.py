@@ -37,6 +37,12 @@ class RunLockedError(RuntimeError):
     """Another process is writing to this run directory."""
 
 
+#: Sampled generations for self-consistency: k = 0, 1, ... per (question, tier).
+_SAMPLES = """CREATE TABLE IF NOT EXISTS samples (
+    qid TEXT NOT NULL, tier TEXT NOT NULL, k INTEGER NOT NULL, temperature REAL NOT NULL,
+    answer TEXT, generation TEXT NOT NULL, PRIMARY KEY (qid, tier, k))"""
+
+
 class RunMismatchError(ValueError):
     """The run directory was made with other settings (dataset, models, prompts, sample)."""
 
@@ -163,6 +169,43 @@ class RunStore:
                 (qid, tier, answer, json.dumps(gen.to_dict()) if gen is not None else None, error, time.time()),
             )
         return cur.rowcount == 1
+
+    # --- sampled generations (self-consistency) -----------------------------------------------
+    def put_sample(self, qid: str, tier: str, k: int, temperature: float, answer: str, gen: Generation) -> None:
+        """Store the ``k``-th sampled generation (temperature > 0) of ``tier`` on ``qid`` and
+        commit (the ``samples`` table is created by the first one, so reading a run never
+        changes its file); an existing sample is kept."""
+        with self._db:
+            self._db.execute(_SAMPLES)
+            self._db.execute("INSERT OR IGNORE INTO samples VALUES (?, ?, ?, ?, ?, ?)",
+                             (qid, tier, int(k), float(temperature), answer, json.dumps(gen.to_dict())))
+
+    def samples(self, tier: str) -> dict[str, list[tuple[str, Generation]]]:
+        """``{qid: [(answer, generation), ...]}`` of ``tier``'s sampled generations, in ``k``
+        order (empty when none were made).
+
+        Raises:
+            StoreError: a damaged stored sample.
+        """
+        has = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'samples'").fetchone()
+        out: dict[str, list[tuple[str, Generation]]] = {}
+        if has is None:
+            return out
+        for qid, ans, gen in self._db.execute(
+                "SELECT qid, answer, generation FROM samples WHERE tier = ? ORDER BY qid, k", (tier,)):
+            try:
+                out.setdefault(qid, []).append((ans or "", Generation.from_json(gen)))
+            except ValueError as e:
+                raise StoreError(f"{self.path}: the stored {tier} sample of question {qid!r} is damaged: {e}") from e
+        return out
+
+    def sample_temperature(self, tier: str) -> float | None:
+        """The temperature of ``tier``'s stored samples (None without samples)."""
+        has = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'samples'").fetchone()
+        if has is None:
+            return None
+        row = self._db.execute("SELECT temperature FROM samples WHERE tier = ? LIMIT 1", (tier,)).fetchone()
+        return None if row is None else float(row[0])
 
     def rows(self) -> Iterator[StoredGeneration]:
         """Every stored row, in insertion order.

@@ -151,13 +151,18 @@ def _adapter(cls):
 class Prompt:
     """What a backend is asked to complete: either chat ``messages`` or a raw ``text`` prompt.
 
-    ``stop`` lists stop strings; ``max_tokens`` bounds the completion length (tokens).
+    ``stop`` lists stop strings; ``max_tokens`` bounds the completion length (tokens);
+    ``temperature`` 0 is greedy decoding (the default; every gate and evaluation uses it), > 0
+    samples (self-consistency), with ``seed`` making a sample reproducible where the backend
+    honours it.
     """
 
     messages: list[dict] | None = None
     text: str | None = None
     stop: list[str] = field(default_factory=list)
     max_tokens: int = 32
+    temperature: float = 0.0
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.text is None):

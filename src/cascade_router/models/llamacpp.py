@@ -105,10 +105,12 @@ class LlamaCppBackend:
         """
         req: dict = {
             "max_tokens": prompt.max_tokens,
-            "temperature": 0.0,
+            "temperature": float(prompt.temperature),
             "stop": prompt.stop,
             "cache_prompt": True,
         }
+        if prompt.seed is not None:
+            req["seed"] = int(prompt.seed)
         chat = prompt.messages is not None
         if chat:
             req.update(messages=prompt.messages, logprobs=True, top_logprobs=self.top_k)

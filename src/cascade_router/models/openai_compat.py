@@ -112,7 +112,9 @@ class OpenAICompatBackend:
         while nothing has reached the callback, and ``timeout_s`` bounds the whole stream.
         """
         chat = prompt.messages is not None
-        body: dict = {"model": self.model_id, "max_tokens": prompt.max_tokens, "temperature": 0.0}
+        body: dict = {"model": self.model_id, "max_tokens": prompt.max_tokens, "temperature": float(prompt.temperature)}
+        if prompt.seed is not None:
+            body["seed"] = int(prompt.seed)
         if prompt.stop:
             body["stop"] = prompt.stop
         ask = self.logprobs is True or (self.logprobs == "auto" and self.need_logprobs and not self.logprobs_refused)
