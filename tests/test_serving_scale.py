@@ -62,6 +62,16 @@ def test_stream_assembler_reads_both_layouts_and_trims_the_stop_string():
             {"id": tid, "token": "", "bytes": [], "logprob": -0.1 * (i + 1)}]}}]})
     b.add({"choices": [{"index": 0, "text": "", "finish_reason": "length"}]})
     assert b.generation(0.1).logprobs == pytest.approx([-0.1, -0.2, -0.3])
+    # an endpoint (no token ids of the stop strings): held entries whose own text (named by their
+    # top_logprobs) spells a stop string are left out; a held end-of-text token stays
+    for last_tok, kept in (("\n", 1), ("<|im_end|>", 2)):
+        e = StreamAssembler(chat=False, model="m", held_stops=True, stop_strings=["\n", "\nUser:"])
+        e.add({"choices": [{"index": 0, "text": " Paris", "logprobs": {"content": [
+            {"id": 5, "token": " Paris", "bytes": [32], "logprob": -0.5, "top_logprobs": [{"id": 5, "token": " Paris", "logprob": -0.5}]}]}}]})
+        e.add({"choices": [{"index": 0, "text": "", "logprobs": {"content": [
+            {"id": 9, "token": "", "bytes": [], "logprob": -3.0, "top_logprobs": [{"id": 9, "token": last_tok, "logprob": -3.0}]}]},
+            "finish_reason": "stop"}]})
+        assert len(e.generation(0.1).tokens) == kept, last_tok
     # OpenAI's legacy completions layout, chat deltas
     b = StreamAssembler(chat=False, model="m")
     b.add({"choices": [{"index": 0, "text": "A", "logprobs": {"tokens": ["A"], "token_logprobs": [-0.2],
@@ -98,6 +108,8 @@ def test_streamed_generation_equals_the_one_piece_generation(slm):
         parts: list = []
         streamed = slm.generate(p, on_token=lambda g: parts.append(g))
         texts.append(one.text)
+        one_ep, streamed_ep = ep.generate(p), ep.generate(p, on_token=lambda g: False)  # endpoint: held stop tokens
+        assert streamed_ep.tokens == one_ep.tokens and streamed_ep.logprobs == one_ep.logprobs  # and end-of-text kept
         assert streamed.tokens == one.tokens and streamed.logprobs == one.logprobs and streamed.text == one.text
         assert all(g.tokens == one.tokens[:len(g.tokens)] for g in parts)
     assert sum("\n" in t for t in texts) >= 2  # answers with newlines inside (held back, then sent)

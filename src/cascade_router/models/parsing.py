@@ -143,20 +143,23 @@ class StreamAssembler:
         chat: chat-completions chunks (True) or completions chunks (False).
         model: the model id recorded in the generation and named in errors.
         stop_ids: token ids of each stop string (in-process llama.cpp, whose tokenizer we can ask).
-        held_stops: without ``stop_ids`` (an endpoint) but with stop strings in the request: treat
-            a trailing run of entries streamed without text as the stop string (exact for
-            llama.cpp's server; a generation ended by the model's end-of-text token, which
-            llama.cpp also streams without text, loses that entry).
+        held_stops: without ``stop_ids`` (an endpoint) but with stop strings in the request: the
+            trailing entries streamed without text whose texts (named by their top_logprobs)
+            spell one of ``stop_strings`` are the stop string and left out; the model's
+            end-of-text token, which llama.cpp also streams without text, stays.
+        stop_strings: the request's stop strings.
     """
 
     def __init__(self, chat: bool, model: str, stop_ids: list[list[int]] | None = None,
-                 held_stops: bool = False) -> None:
+                 held_stops: bool = False, stop_strings: list[str] | None = None) -> None:
         self.chat, self.model, self.held_stops = chat, model, held_stops
+        self.stop_strings = [x for x in (stop_strings or []) if x]
         self.stop_ids = [list(x) for x in (stop_ids or []) if x]
         self.parts: list[str] = []
         self.tokens: list[str] = []
         self.ids: list[int | None] = []
         self.held: list[bool] = []  # streamed without its text (empty token and bytes)
+        self.chosen: list[str | None] = []  # each entry's text as its top_logprobs name it
         self.lps: list[float] = []
         self.tops: list[list[TokenTop]] = []
         self.any_lp = self.any_top = False
@@ -209,11 +212,16 @@ class StreamAssembler:
                 if lp.get("content") is not None:
                     ids = [it.get("id") for it in lp["content"]]
                     self.held += [it.get("token") == "" and it.get("bytes") == [] for it in lp["content"]]
+                    # a held entry's own text, where its alternatives name it (llama.cpp lists the chosen token)
+                    self.chosen += [next((a.get("token") for a in (it.get("top_logprobs") or [])
+                                          if it.get("id") is not None and a.get("id") == it.get("id")), None)
+                                    for it in lp["content"]]
                     tokens, lps, tops = _from_content(lp["content"])
                 else:
                     tokens, lps, tops = _from_legacy(lp)
                     ids = [None] * len(tokens)
                     self.held += [False] * len(tokens)
+                    self.chosen += [None] * len(tokens)
                 if tokens:
                     added = True
                     self.tokens += tokens
@@ -233,6 +241,19 @@ class StreamAssembler:
             k -= 1
         return len(self.held) - k
 
+    def _stop_run(self) -> int:
+        """Trailing held entries that spell a stop string (the fewest whose text contains one),
+        read from their top_logprobs; a held run that spells none (the model's end-of-text token)
+        is kept. Without those texts, the whole held run."""
+        run = self._held_run()
+        texts = self.chosen[len(self.chosen) - run:]
+        if not self.stop_strings or any(t is None for t in texts):
+            return run
+        for m in range(1, run + 1):
+            if any(stop in "".join(texts[run - m:]) for stop in self.stop_strings):
+                return m
+        return 0
+
     def _kept(self, final: bool) -> int:
         """How many entries belong to the generation: at the end of a stream stopped by a stop
         string, all but that string's tokens; while streaming, all but a tail that may still
@@ -240,7 +261,9 @@ class StreamAssembler:
         held-back entries stands for the stop string."""
         n = len(self.ids)
         if not self.stop_ids and self.held_stops:
-            return n - self._held_run() if (not final or self.finish_reason == "stop") else n
+            if not final:
+                return n - self._held_run()
+            return n - self._stop_run() if self.finish_reason == "stop" else n
         if final:
             if self.finish_reason == "stop":
                 for ids in sorted(self.stop_ids, key=len, reverse=True):

@@ -66,7 +66,7 @@ def stream_generation(client: httpx.Client, path: str, body: dict, *, chat: bool
             without any answer or that ended before its ``finish_reason`` / ``[DONE]``.
     """
     body = {**body, "stream": True, "stream_options": {"include_usage": True}}
-    asm = StreamAssembler(chat, model, stop_ids, held_stops)
+    asm = StreamAssembler(chat, model, stop_ids, held_stops, body.get("stop"))
     t0 = time.perf_counter()
     stopped = done = False
     events = 0
