@@ -475,3 +475,24 @@ def test_self_consistency_curves_when_every_question_has_samples(v1):
     # escalate their own held-out q5 q6 / q7 q8: rate 4/8, F1 (1 + 2/3 + 0 + 1 + 0 + 6/7 + 1 + 1)/8
     c = res.curves["signal:sc_agreement"]
     assert (c.target50.llm_call_rate, c.target50.f1) == pytest.approx((0.5, 100 * (4 + 2 / 3 + 6 / 7) / 8))
+
+
+def test_p_true_curves_charge_the_check_to_the_first_tier(v1):
+    """P(True) per question (lower escalates): q7 .05, q3 .1, q6 .2, q2 .3, q8 .7, q4 .8, q1 .9,
+    q5 .95. Each check: prompt 100, completion 1 token at the SLM price: 0.001 + 100e-6 + 2e-6 =
+    $0.001102, 0.5 s. The signal curve escalates in that order; F1 gains (LLM - SLM) q7 +1/2,
+    q3 +1, q6 6/7-4/5, q2 +1/3, q8 0, q4 -1/2, q1 0, q5 -1 give the qualities at k/8 escalated."""
+    examples, store, run = v1
+    assert analyse(run).self_check is None  # no checks: no such curves
+    pt = {"q1": 0.9, "q2": 0.3, "q3": 0.1, "q4": 0.8, "q5": 0.95, "q6": 0.2, "q7": 0.05, "q8": 0.7}
+    for qid, p in pt.items():
+        store.put_check(qid, "slm", p, _gen("yes", -0.2, prompt=100, completion=1, latency=0.5))
+    run2 = load_run(examples, store, {"slm": SLM_PRICE, "llm": LLM_PRICE})
+    res = analyse(run2, seed=0)
+    assert res.self_check == pytest.approx({"extra_cost_per_question_usd": 0.001102, "extra_seconds_per_question": 0.5,
+                                            "p_true_mean": sum(pt.values()) / 8, "no_yes_or_no": 0})
+    assert {"signal:p_true", "logistic + p_true"} <= set(res.curves)
+    assert "logistic + self-consistency + p_true" not in res.curves  # no samples in this run
+    gains = [0.5, 1.0, 6 / 7 - 0.8, 1 / 3, 0.0, -0.5, 0.0, -1.0]
+    q = (4.5 + 2 / 3 + 0.8) / 8 + np.concatenate([[0.0], np.cumsum(gains)]) / 8
+    assert res.curves["signal:p_true"].auc == pytest.approx(float(np.sum((q[1:] + q[:-1]) / 2) / 8))

@@ -56,6 +56,49 @@ class TierAnswer:
     generation: Generation
 
 
+def fit_prompt(backend: Backend, build, context: str, max_tokens: int):
+    """The prompt ``build(context)``, with the passage cut from the end (keeping its start) until
+    the prompt plus ``max_tokens`` fits the backend's context window, where the backend knows it
+    (llama.cpp); endpoints whose window is unknown get the whole passage. A prompt whose UTF-8
+    byte count already fits is not tokenized (a token covers at least one byte).
+
+    Args:
+        backend: the model. build: ``context -> Prompt``. context: the passage ("" for none).
+        max_tokens: the completion budget, tokens.
+
+    Returns:
+        ``(prompt, truncated)``.
+
+    Raises:
+        ContextLengthError: the prompt does not fit even without a passage.
+    """
+    prompt = build(context)
+    truncated = False
+    n_ctx = getattr(backend, "n_ctx", None)
+    counter = getattr(backend, "prompt_tokens", None)
+    if n_ctx and counter is not None:
+        budget = n_ctx - max_tokens - CONTEXT_MARGIN
+        for _ in range(8):
+            if _surely_fits(prompt, budget):
+                break
+            n = counter(prompt)
+            if n is None or n <= budget:
+                break
+            if not context:
+                raise ContextLengthError(f"{backend.model_id}: question alone ({n} tokens) exceeds the context window ({n_ctx})",
+                                         n_tokens=n, n_ctx=n_ctx)
+            keep = max(0, int(len(context) * (1 - (n - budget) / max(n, 1)) * 0.97) - 1)
+            context = context[:keep]
+            truncated = True
+            prompt = build(context)
+        if truncated:
+            log.warning(
+                "%s: passage truncated to %d characters to fit the %d-token context window",
+                backend.model_id, len(context), n_ctx,
+            )
+    return prompt, truncated
+
+
 def ask_model(
     backend: Backend,
     question: str,
@@ -97,32 +140,9 @@ def ask_model(
         raise ValueError("question is empty")
     check_task(task)
     context = context or ""
-    prompt = build_prompt(question, context, task, backend.family, max_tokens=max_tokens, style=style,
-                          conversation=conversation)
-    truncated = False
-    n_ctx = getattr(backend, "n_ctx", None)
-    counter = getattr(backend, "prompt_tokens", None)
-    if n_ctx and counter is not None:
-        budget = n_ctx - max_tokens - CONTEXT_MARGIN
-        for _ in range(8):
-            if _surely_fits(prompt, budget):
-                break
-            n = counter(prompt)
-            if n is None or n <= budget:
-                break
-            if not context:
-                raise ContextLengthError(f"{backend.model_id}: question alone ({n} tokens) exceeds the context window ({n_ctx})",
-                                         n_tokens=n, n_ctx=n_ctx)
-            keep = max(0, int(len(context) * (1 - (n - budget) / max(n, 1)) * 0.97) - 1)
-            context = context[:keep]
-            truncated = True
-            prompt = build_prompt(question, context, task, backend.family, max_tokens=max_tokens, style=style,
-                                  conversation=conversation)
-        if truncated:
-            log.warning(
-                "%s: passage truncated to %d characters to fit the %d-token context window",
-                backend.model_id, len(context), n_ctx,
-            )
+    prompt, truncated = fit_prompt(
+        backend, lambda ctx: build_prompt(question, ctx, task, backend.family, max_tokens=max_tokens, style=style,
+                                          conversation=conversation), context, max_tokens)
     if temperature or seed is not None:
         prompt = dataclasses.replace(prompt, temperature=float(temperature), seed=seed)
     if on_token is None:

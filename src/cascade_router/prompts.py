@@ -102,6 +102,18 @@ def _shots(task: str) -> tuple[Shot, ...]:
     return ()
 
 
+#: Revision of each (task, family) prompt; 1 unless listed. A run records the revision of each
+#: tier's prompt (:func:`cascade_router.evaluation.runs.identity_for`), so generations made with
+#: an older prompt are never mixed with new ones, while a tier whose prompt did not change can
+#: still be reused (``eval --reuse``).
+PROMPT_REVISIONS: dict[tuple[str, str], int] = {}
+
+
+def prompt_revision(task: str, family: str) -> int:
+    """The revision of the prompt of ``task`` for ``family`` (see :data:`PROMPT_REVISIONS`)."""
+    return PROMPT_REVISIONS.get((task, family), 1)
+
+
 def check_task(task: str) -> str:
     """Return ``task`` if valid; raises ValueError listing the valid task names otherwise."""
     if task not in TASKS:
@@ -166,6 +178,42 @@ def build_prompt(
         parts.append(_block(context, question, task) + "\nAnswer:")
         return Prompt(text="\n".join(parts), stop=["\n"], max_tokens=max_tokens)
     raise ValueError(f"unknown model family {family!r}; valid families: {', '.join(FAMILIES)}")
+
+
+#: The self-check question put to a tier after its own answer (P(True), Kadavath et al. 2022).
+SELF_CHECK_QUESTION = {
+    "hotpotqa": "Is your answer correct according to the paragraphs? Reply yes or no.",
+    "open": "Is your answer correct? Reply yes or no.",
+}
+_SELF_CHECK_DEFAULT = "Is your answer correct according to the passage? Reply yes or no."
+
+
+def build_self_check_prompt(question: str, context: str | None, answer: str, task: str, family: str) -> Prompt:
+    """The P(True) self-check prompt (Kadavath et al. 2022, "Language Models (Mostly) Know What
+    They Know", section 3): the tier's own QA prompt, its answer, then one question asking whether
+    that answer is correct; the model replies with one token (``max_tokens=1``), whose ``yes``/``no``
+    probabilities give P(True) (:func:`cascade_router.selfcheck.p_true`).
+
+    The QA prompt comes first unchanged, so the check reuses its KV-cache prefix: it costs the
+    answer, the check question and one generated token. An empty answer is shown as
+    :data:`ABSTAIN`.
+
+    Args:
+        question, context, task, family: as :func:`build_prompt` (QA tasks only).
+        answer: the tier's cleaned answer to check.
+
+    Raises:
+        ValueError: the ``chat`` task (no single answer to check), an unknown task or family.
+    """
+    if task == "chat":
+        raise ValueError("the self-check applies to QA tasks, not to general chat")
+    qa = build_prompt(question, context, task, family)
+    check = SELF_CHECK_QUESTION.get(task, _SELF_CHECK_DEFAULT)
+    shown = answer.strip() or ABSTAIN
+    if family == "chat":
+        messages = [*qa.messages, {"role": "assistant", "content": shown}, {"role": "user", "content": check}]
+        return Prompt(messages=messages, stop=[], max_tokens=1)
+    return Prompt(text=f"{qa.text} {shown}\n\n{check}\nReply:", stop=[], max_tokens=1)
 
 
 _ROLES = {"system": "System", "developer": "System", "user": "User", "assistant": "Assistant"}

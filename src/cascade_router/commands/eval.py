@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from ..config import CascadeConfig
-from ..datasets import DATASETS, DatasetError, load_dataset, sample
+from ..datasets import DATASETS, DatasetError, exclude, load_dataset, read_id_list, sample
 from ..models.base import ModelError
 from ..models.registry import ModelNotAvailable
 from ..prompts import DATASET_TASK
@@ -124,8 +124,14 @@ def _print_summary(run, res, paths) -> None:
                    "(resumable; not part of the identity). The report then scores the agreement signals.")
 @click.option("--sample-temperature", type=click.FloatRange(0.05, 2.0), default=0.7, show_default=True,
               help="Temperature of those samples.")
+@click.option("--exclude-ids", "exclude_path", type=click.Path(dir_okay=False), default=None,
+              help="A file of question ids (one per line, # comments) left out before sampling: e.g. a dev slice "
+                   "the prompts were tuned on. Recorded in the run.")
+@click.option("--self-check", "self_checks", is_flag=True,
+              help="P(True): ask the first tier whether its own answer is correct (one more one-token call per "
+                   "question), added to the run (resumable). The report then scores signal:p_true.")
 def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, threads, out_dir, no_progress, concurrency,
-                 reuse_dir, samples, sample_temperature):
+                 reuse_dir, samples, sample_temperature, self_checks, exclude_path):
     """Run every tier on a dataset sample, store every generation, and score every router offline."""
     if dataset not in DATASETS:
         fail(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
@@ -134,8 +140,13 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
     check_specs(slm, llm)
     cfg = resolve_config(config_path, slm, llm, None, threads)
     extra_routers = _extra_routers(routers, seed)
+    excluded: list[str] = []
     try:
-        examples = sample(load_dataset(dataset, data), limit or None, seed=seed)
+        pool = load_dataset(dataset, data)
+        if exclude_path:
+            excluded = read_id_list(exclude_path)
+            pool = exclude(pool, excluded, source=f"--exclude-ids {exclude_path}")
+        examples = sample(pool, limit or None, seed=seed)
     except DatasetError as e:
         fail(str(e))
     if not examples:
@@ -144,9 +155,9 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
     run_dir = Path(out_dir or _run_dir_name(cfg, dataset, lim, seed))
     from ..evaluation.runs import RunError, check_same_tiers, identity_for
 
-    identity = identity_for(cfg, dataset, data, lim, seed, examples)
+    identity = identity_for(cfg, dataset, data, lim, seed, examples, excluded)
 
-    from ..evaluation.runner import run_generations, run_samples
+    from ..evaluation.runner import run_generations, run_samples, run_self_checks
     from ..evaluation.store import RunLockedError, RunMismatchError, RunStore
 
     try:
@@ -188,6 +199,12 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
                              k=samples, temperature=sample_temperature, seed=seed, progress=not no_progress)
             click.echo(f"samples of {first.name}: {st.generated} new, {st.skipped} stored, errors {st.errors}; "
                        f"{st.model_s:.1f} s in the model", err=True)
+        if self_checks:
+            first = cascade.tiers[0]
+            st = run_self_checks(examples, first.name, first.backend, store, DATASET_TASK[dataset],
+                                 progress=not no_progress)
+            click.echo(f"self-checks of {first.name}: {st.generated} new, {st.skipped} stored, errors {st.errors}; "
+                       f"{st.model_s:.1f} s in the model", err=True)
     finally:
         cascade.close()
         store.close()
@@ -228,16 +245,18 @@ def _reuse(store, reuse_dir: str, identity: dict, examples, tiers: list[str]) ->
 
     try:
         other_ident, _ = open_run(reuse_dir)
-        reusable(identity, other_ident, where=f"--reuse {reuse_dir}")
+        same = reusable(identity, other_ident, where=f"--reuse {reuse_dir}")
     except RunError as e:
         store.close()
         fail(str(e))
     other = RunStore(reuse_dir)
     try:
-        n = store.copy_from(other, {ex.id for ex in examples}, set(tiers))
+        n = store.copy_from(other, {ex.id for ex in examples}, set(same) & set(tiers))
     finally:
         other.close()
-    click.echo(f"reused {n} stored generations from {reuse_dir}", err=True)
+    changed = [t for t in tiers if t not in same]
+    click.echo(f"reused {n} stored generations from {reuse_dir}"
+               + (f" (not of {', '.join(changed)}: its prompt changed since)" if changed else ""), err=True)
 
 
 def _fail_if_nothing_scored(run, run_dir: Path) -> None:

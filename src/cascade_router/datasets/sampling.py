@@ -83,3 +83,50 @@ def split_by_passage(
     calib = {pid: g for pid, g in groups.items() if pid in calib_ids}
     test = {pid: g for pid, g in groups.items() if pid not in calib_ids}
     return _flatten(groups, calib), _flatten(groups, test)
+
+
+def read_id_list(path: str) -> list[str]:
+    """Question ids from a text file: one per line; blank lines and lines starting with ``#``
+    are skipped (used by ``eval --exclude-ids``).
+
+    Raises:
+        DatasetError: the file cannot be read or is not UTF-8 text, a line holds more than one
+            word, or an id is repeated; the message names the file and line.
+    """
+    from .types import DatasetError
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{path}: cannot read the question id list: {e}") from None
+    ids: list[str] = []
+    seen: set[str] = set()
+    for i, line in enumerate(lines, 1):
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        if len(s.split()) != 1:
+            raise DatasetError(f"{path} line {i}: expected one question id, got {s[:60]!r}")
+        if s in seen:
+            raise DatasetError(f"{path} line {i}: question id {s!r} is listed twice")
+        seen.add(s)
+        ids.append(s)
+    return ids
+
+
+def exclude(examples: Sequence[QAExample], ids: Sequence[str], source: str = "the id list") -> list[QAExample]:
+    """``examples`` without the questions whose id is in ``ids`` (order kept).
+
+    Raises:
+        DatasetError: an id of ``ids`` is not among ``examples`` (a list meant for another
+            dataset); the message names ``source`` and the first such ids.
+    """
+    from .types import DatasetError
+
+    have = {ex.id for ex in examples}
+    unknown = [i for i in ids if i not in have]
+    if unknown:
+        raise DatasetError(f"{source}: {len(unknown)} question id(s) not in the dataset, e.g. {', '.join(unknown[:3])}")
+    drop = set(ids)
+    return [ex for ex in examples if ex.id not in drop]

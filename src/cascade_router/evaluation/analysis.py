@@ -79,6 +79,11 @@ class QuestionRecord:
     sample_cost: float = 0.0
     sample_latency: float = 0.0
     n_samples: int = 0
+    #: the first tier's self-check (P(True), :mod:`cascade_router.selfcheck`; nan: neither yes nor
+    #: no among its alternatives) and what it cost (dollars, seconds), where the run holds one
+    p_true: float | None = None
+    check_cost: float = 0.0
+    check_latency: float = 0.0
 
 
 @dataclass
@@ -172,6 +177,7 @@ def load_run(examples: Sequence[QAExample], store: RunStore, prices: Mapping[str
     by_q: dict[str, dict[str, Any]] = {}
     errors: dict[str, list[str]] = {t: [] for t in names}
     samples = store.samples(names[0]) if names else {}
+    checks = store.checks(names[0]) if names else {}
     for row in store.rows():
         if row.tier not in errors:
             continue  # a tier this analysis does not use
@@ -201,6 +207,11 @@ def load_run(examples: Sequence[QAExample], store: RunStore, prices: Mapping[str
             rec.sample_cost = float(sum(prices[first].of(g) for _, g in smp))
             rec.sample_latency = float(sum(g.latency_s for _, g in smp))
             rec.n_samples = len(smp)
+        chk = checks.get(ex.id)
+        if chk is not None:
+            rec.p_true = chk[0]
+            rec.check_cost = float(prices[names[0]].of(chk[1]))
+            rec.check_latency = float(chk[1].latency_s)
         records.append(rec)
     return RunData(records, names, dict(prices), errors, missing)
 
@@ -532,6 +543,7 @@ class Analysis:
     baselines: dict[str, float] | None = None
     crossfit: CrossFit | None = None
     self_consistency: dict[str, Any] | None = None
+    self_check: dict[str, Any] | None = None
     chain: ChainAnalysis | None = None
     abstain: AbstainAnalysis | None = None
     pregen: PreGenAnalysis | None = None
@@ -597,6 +609,7 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5, extra_rout
     out = Analysis(points, routes, Split(calib.n, test.n, calib_fraction, seed))
     splits = crossfit_splits(run, folds, seed)
     if not splits:
+        _probes(out, run, splits, rows_all, boot_all)  # what the probes cost; no curves without folds
         return out
     out.crossfit = CrossFit(len(splits), seed, n)
     ff, fl = fa.f1, la.f1
@@ -621,9 +634,7 @@ def analyse(run: RunData, seed: int = 0, calib_fraction: float = 0.5, extra_rout
         out.curve_objects.append((c, cost_curve(c, tc, lc)))
         if embeddings is not None and all(x.ex.id in embeddings for x in run.records):
             out.pregen = _pregen(out, run, splits, embeddings, embedder, target_masks.get("logistic"), boot_all)
-    ks = {x.n_samples for x in run.records}
-    if len(ks) == 1 and ks != {0}:  # every question has the same number of samples
-        out.self_consistency = _self_consistency(out, run, splits, rows_all, boot_all)
+    _probes(out, run, splits, rows_all, boot_all)
     for c in (random_curve(ff, fl), oracle_curve(ff, fl)):
         entry = CurveSummary(**summarize(c, q_first, q_last))
         if c.order is not None:
@@ -674,26 +685,58 @@ def _fit_logistic(rows: list, f_first: np.ndarray, f_last: np.ndarray, tr: np.nd
     return r.decision_function([rows[i] for i in tr]), r.decision_function([rows[i] for i in te])
 
 
-def _self_consistency(out: "Analysis", run: RunData, splits, rows: list, boot) -> dict[str, Any]:
-    """Adds the self-consistency curves (each agreement signal alone, and a logistic gate over
-    every signal plus them, cross-fitted) to ``out``; their cost curves charge the samples to the
-    first tier. Returns what the samples cost."""
+def _probes(out: "Analysis", run: RunData, splits, rows: list, boot) -> None:
+    """The offline probes of the first tier, where every scored question has one: self-consistency
+    samples (each agreement signal alone, ``logistic + self-consistency``) and the P(True)
+    self-check (``signal:p_true``, ``logistic + p_true``); with both, ``logistic + self-consistency
+    + p_true``. Cross-fitted; each curve's cost charges its probes to the first tier. Sets
+    ``out.self_consistency`` and ``out.self_check`` (what the probes cost)."""
+    recs = run.records
+    ks = {x.n_samples for x in recs}
+    sc = pt = None
+    if len(ks) == 1 and ks != {0}:  # every question has the same number of samples
+        sc = {k: (np.array([x.sc[k] for x in recs], float), d) for k, d in SELF_CONSISTENCY_DIRECTION.items()}
+        sc_cost = np.array([x.sample_cost for x in recs], float)
+        _probe_curves(out, run, splits, rows, boot, sc, sc_cost, "logistic + self-consistency")
+        out.self_consistency = {"samples_per_question": recs[0].n_samples,
+                                "extra_cost_per_question_usd": float(sc_cost.mean()),
+                                "extra_seconds_per_question": float(np.mean([x.sample_latency for x in recs]))}
+    if recs and all(x.p_true is not None for x in recs):
+        p = np.array([x.p_true for x in recs], float)
+        pt = {"p_true": (p, -1)}
+        pt_cost = np.array([x.check_cost for x in recs], float)
+        _probe_curves(out, run, splits, rows, boot, pt, pt_cost, "logistic + p_true")
+        out.self_check = {"extra_cost_per_question_usd": float(pt_cost.mean()),
+                          "extra_seconds_per_question": float(np.mean([x.check_latency for x in recs])),
+                          "p_true_mean": float(np.nanmean(p)) if np.isfinite(p).any() else None,
+                          "no_yes_or_no": int(np.isnan(p).sum())}
+    if sc is not None and pt is not None:
+        _probe_curves(out, run, splits, rows, boot, {**sc, **pt}, sc_cost + pt_cost,
+                      "logistic + self-consistency + p_true", single=False)
+
+
+def _probe_curves(out: "Analysis", run: RunData, splits, rows: list, boot, features: Mapping[str, tuple[np.ndarray, int]],
+                  extra_cost: np.ndarray, gate: str, single: bool = True) -> None:
+    """Adds the curves of probe ``features`` (``{signal: (values (n,), escalation direction)}``):
+    each alone (``single``) and a cost-sensitive logistic gate ``gate`` over every signal plus
+    them (median imputation of missing values, standardised), cross-fitted. Their cost curves
+    charge ``extra_cost`` (dollars per question) to the first tier. Nothing without folds."""
+    if not splits:
+        return
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     ff, fl = run.arrays[run.first].f1, run.arrays[run.last].f1
-    extra = np.array([x.sample_cost for x in run.records], float)
-    tc, lc = run.arrays[run.first].cost + extra, run.arrays[run.last].cost
-    sc = {k: np.array([x.sc[k] for x in run.records], float) for k in SELF_CONSISTENCY_DIRECTION}
-    for k, d in SELF_CONSISTENCY_DIRECTION.items():
-        s_all = d * sc[k]
+    tc, lc = run.arrays[run.first].cost + extra_cost, run.arrays[run.last].cost
+    for k, (v, d) in features.items() if single else ():
+        s_all = d * v
         c, out.curves[f"signal:{k}"], _ = _crossfit_curve(f"signal:{k}", splits, lambda tr, te, s_all=s_all: (s_all[tr], s_all[te]),
                                                           run, boot)
         out.curve_objects.append((c, cost_curve(c, tc, lc)))
     S = np.column_stack([np.array([r.get(sig, np.nan) for r in rows], float) for sig in SIGNALS]
-                        + [sc[k] for k in SELF_CONSISTENCY_DIRECTION])
+                        + [v for v, _ in features.values()])
     S = np.where(np.isfinite(S), S, np.nan)
 
     def fit(tr, te):
@@ -703,11 +746,9 @@ def _self_consistency(out: "Analysis", run: RunData, splits, rows: list, boot) -
         m.fit(S[tr], y, logisticregression__sample_weight=w)
         return m.predict_proba(S[tr])[:, 1], m.predict_proba(S[te])[:, 1]
 
-    c, out.curves["logistic + self-consistency"], _ = _crossfit_curve("logistic + self-consistency", splits, fit, run, boot)
-    out.curve_objects.append((c, cost_curve(c, tc, lc)))
-    gens = [x.n_samples for x in run.records]
-    return {"samples_per_question": gens[0], "extra_cost_per_question_usd": float(extra.mean()),
-            "extra_seconds_per_question": float(np.mean([x.sample_latency for x in run.records]))}
+    if _learnable(ff, fl, splits):
+        c, out.curves[gate], _ = _crossfit_curve(gate, splits, fit, run, boot)
+        out.curve_objects.append((c, cost_curve(c, tc, lc)))
 
 
 def _fit_boosted(rows: list, f_first: np.ndarray, f_last: np.ndarray, tr: np.ndarray, te: np.ndarray):

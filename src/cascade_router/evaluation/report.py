@@ -73,6 +73,7 @@ def summary_of(identity: dict[str, Any], run: RunData, res: Analysis, extra: dic
         "split": res.split,
         "crossfit": res.crossfit,
         **({"self_consistency": res.self_consistency} if res.self_consistency is not None else {}),
+        **({"self_check": res.self_check} if res.self_check is not None else {}),
         "baselines": res.baselines,
         "curves": {k: c.to_dict() for k, c in res.curves.items()},
         "ranking": None if res.ranking is None else {**vars(res.ranking), "line": res.ranking.line()},
@@ -281,6 +282,17 @@ def render_markdown(summary: dict[str, Any]) -> str:
               f"in the curve table above. The samples cost ${1000 * sc['extra_cost_per_question_usd']:.4f} per 1k questions "
               f"and {sc['extra_seconds_per_question']:.2f} s per question of {first} time, charged to {first} in those "
               "routers' cost curves."]
+    ck = summary.get("self_check")
+    if ck:
+        L += ["", "## Self-check (P(True))", "",
+              f"{first} was asked, after its answer, whether that answer is correct (one more call of one token; "
+              "Kadavath et al. 2022). `signal:p_true` (the probability of yes against no; lower escalates) and "
+              "`logistic + p_true` (every signal plus it) are in the curve table above"
+              + (", as is `logistic + self-consistency + p_true`" if sc else "") + ". "
+              f"Mean P(True) {_f(ck['p_true_mean'], 3)}; {ck['no_yes_or_no']} questions had neither yes nor no among the "
+              f"top alternatives. The checks cost ${1000 * ck['extra_cost_per_question_usd']:.4f} per 1k questions and "
+              f"{ck['extra_seconds_per_question']:.2f} s per question of {first} time, charged to {first} in those routers' "
+              "cost curves."]
     pg = summary.get("pregen")
     if pg:
         L += ["", "## Pre-generation router (cross-fitted)", "",

@@ -264,3 +264,38 @@ def run_samples(examples: Sequence[QAExample], tier: str, backend: Backend, stor
         stats.skipped += min(have.get(ex.id, 0), k)
     stats.wall_s = time.perf_counter() - t0
     return stats
+
+
+def run_self_checks(examples: Sequence[QAExample], tier: str, backend: Backend, store: RunStore, task: str,
+                    progress: bool = True) -> RunStats:
+    """Add ``tier``'s self-check (P(True), :func:`cascade_router.selfcheck.self_check`) of its
+    stored answer for every question that has one and no check yet; each is committed as it
+    comes. Questions whose answer is not stored (an error row, not yet generated) are skipped and
+    checked by a later run.
+
+    Returns:
+        :class:`RunStats` (``generated``: checks stored now; ``skipped``: already stored).
+    """
+    from ..selfcheck import self_check
+
+    answers = {r.qid: r.answer or "" for r in store.rows() if r.tier == tier and r.error is None}
+    have = set(store.checks(tier))
+    stats = RunStats()
+    t0 = time.perf_counter()
+    for ex in tqdm(examples, desc=f"{tier} self-checks", unit="q", disable=not progress, dynamic_ncols=True):
+        if ex.id in have:
+            stats.skipped += 1
+            continue
+        if ex.id not in answers:
+            continue
+        try:
+            chk = self_check(backend, ex.question, ex.context, answers[ex.id], task)
+        except Exception as e:  # a failed check is retried by the next run
+            log.warning("%s self-check failed on %s: %s", tier, ex.id, e)
+            stats.errors += 1
+            continue
+        store.put_check(ex.id, tier, chk.p_true, chk.generation)
+        stats.generated += 1
+        stats.model_s += chk.generation.latency_s
+    stats.wall_s = time.perf_counter() - t0
+    return stats

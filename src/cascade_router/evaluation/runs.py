@@ -14,12 +14,14 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..datasets import DatasetError, QAExample, load_dataset, sample
+from ..datasets import DatasetError, QAExample, exclude, load_dataset, sample
 from ..tiers import TierPrice
 from .analysis import RunData, load_run
 from .store import DB_NAME, RunStore, StoreError
 
-#: Bumped when prompts change so that old generations are not mixed with new ones.
+#: The prompt version of a run whose tiers all use revision 1 of their prompts (every run made
+#: before prompts had revisions). A run with a newer prompt records ``{tier: revision}`` instead
+#: (:func:`tier_prompt_revisions`), so old generations are never mixed with new ones.
 PROMPT_VERSION = 1
 
 
@@ -37,8 +39,14 @@ def sample_digest(examples: Sequence[QAExample]) -> str:
 
 
 def identity_for(cfg, dataset: str, data: str | None, limit: int | None, seed: int,
-                 examples: Sequence[QAExample]) -> dict[str, Any]:
-    """The identity of an eval run of ``cfg`` (a :class:`~cascade_router.config.CascadeConfig`)."""
+                 examples: Sequence[QAExample], exclude_ids: Sequence[str] | None = None) -> dict[str, Any]:
+    """The identity of an eval run of ``cfg`` (a :class:`~cascade_router.config.CascadeConfig`):
+    dataset, data file, tiers and their options, sample (``limit``, ``seed``, the questions left
+    out before sampling, ``exclude_ids``, and a digest of the sampled questions), answer budget and
+    the prompt version (``1``, or ``{tier: revision}`` where a tier's prompt has a newer revision,
+    :func:`cascade_router.prompts.prompt_revision`)."""
+    from ..prompts import DATASET_TASK, prompt_revision
+
     ident: dict[str, Any] = {"dataset": dataset, "data": str(Path(data).resolve()) if data else "bundled"}
     if cfg.names == ["slm", "llm"]:
         ident.update(slm=cfg.first.model, llm=cfg.last.model)
@@ -49,23 +57,41 @@ def identity_for(cfg, dataset: str, data: str | None, limit: int | None, seed: i
     if cfg.names == ["slm", "llm"]:
         for key, t in (("slm_options", cfg.first), ("llm_options", cfg.last)):
             ident[key] = {"family": t.family, "n_ctx": t.n_ctx, "top_k": t.top_k}
-    ident.update(prompt_version=PROMPT_VERSION, sample_sha256=sample_digest(examples))
+    from ..models.registry import effective_family
+
+    revs = {t.name: prompt_revision(DATASET_TASK[dataset], effective_family(t.model, t.family)) for t in cfg.tiers}
+    version: Any = PROMPT_VERSION if set(revs.values()) == {PROMPT_VERSION} else revs
+    ident.update(prompt_version=version, sample_sha256=sample_digest(examples))
+    if exclude_ids:
+        ident["exclude_ids"] = sorted(exclude_ids)
     return ident
 
 
+def tier_prompt_revisions(ident: dict[str, Any]) -> dict[str, Any]:
+    """``{tier name: prompt revision}`` of a run identity (an int ``prompt_version`` applies to
+    every tier)."""
+    v = ident.get("prompt_version", PROMPT_VERSION)
+    names = [n for n, _ in run_tiers(ident)]
+    return dict(v) if isinstance(v, dict) else {n: v for n in names}
+
+
 #: Identity keys that may differ between a run and one whose generations it reuses: the sample.
-SAMPLE_KEYS = ("limit", "seed", "questions", "sample_sha256", "command")
+SAMPLE_KEYS = ("limit", "seed", "questions", "sample_sha256", "command", "exclude_ids")
 
 
-def reusable(ident: dict[str, Any], other: dict[str, Any], where: str = "--reuse") -> None:
+def reusable(ident: dict[str, Any], other: dict[str, Any], where: str = "--reuse") -> list[str]:
     """Check that generations stored under identity ``other`` can be reused by a run with
-    identity ``ident``: the same dataset, data file, tiers (names, models, options), answer
-    budget and prompt version; only the sample may differ.
+    identity ``ident``: the same dataset, data file, tiers (names, models, options) and answer
+    budget; only the sample and the prompt revisions may differ.
+
+    Returns:
+        The tier names whose prompt revision is the same in both runs (their generations can be
+        copied; the others are generated anew).
 
     Raises:
-        RunError: naming each differing key.
+        RunError: naming each differing key, or no tier with the same prompt.
     """
-    keys = (set(ident) & set(other)) - set(SAMPLE_KEYS)  # keys an older run lacks are not compared (as bind)
+    keys = (set(ident) & set(other)) - set(SAMPLE_KEYS) - {"prompt_version"}  # keys an older run lacks are not compared (as bind)
     diffs = [f"{k}: {other.get(k)!r} there, {ident.get(k)!r} here" for k in sorted(keys) if ident.get(k) != other.get(k)]
     try:
         if run_tiers(other) != run_tiers(ident):
@@ -77,6 +103,12 @@ def reusable(ident: dict[str, Any], other: dict[str, Any], where: str = "--reuse
             diffs.append(f"{k}: not recorded there")
     if diffs:
         raise RunError(f"{where}: that run was made with other settings; cannot reuse its generations ({'; '.join(diffs)})")
+    mine, theirs = tier_prompt_revisions(ident), tier_prompt_revisions(other)
+    same = [n for n, _ in run_tiers(ident) if mine.get(n) == theirs.get(n)]
+    if not same:
+        raise RunError(f"{where}: every tier's prompt changed since that run (prompt revisions {theirs} there, "
+                       f"{mine} here); nothing to reuse")
+    return same
 
 
 def check_same_tiers(stored: dict[str, Any], ident: dict[str, Any], where: str) -> None:
@@ -129,7 +161,9 @@ def open_run(run_dir: str | Path) -> tuple[dict[str, Any], list[QAExample]]:
     if not all(k in ident for k in ("dataset", "data", "limit", "seed")):
         raise RunError(f"{rd}: the run has no recorded identity (dataset, data, limit, seed)")
     checks = (("dataset", isinstance(ident["dataset"], str)), ("data", isinstance(ident["data"], str)),
-              ("limit", ident["limit"] is None or _is_int(ident["limit"])), ("seed", _is_int(ident["seed"])))
+              ("limit", ident["limit"] is None or _is_int(ident["limit"])), ("seed", _is_int(ident["seed"])),
+              ("exclude_ids", isinstance(ident.get("exclude_ids", []), list)
+               and all(isinstance(i, str) for i in ident.get("exclude_ids", []))))
     bad = [k for k, ok in checks if not ok]
     try:
         tiers = run_tiers(ident)
@@ -141,7 +175,10 @@ def open_run(run_dir: str | Path) -> tuple[dict[str, Any], list[QAExample]]:
         raise RunError(f"{rd / DB_NAME}: the run identity is damaged: wrong type for {', '.join(bad)}")
     try:
         data = None if ident["data"] == "bundled" else ident["data"]
-        examples = sample(load_dataset(ident["dataset"], data), ident["limit"], seed=ident["seed"])
+        pool = load_dataset(ident["dataset"], data)
+        if ident.get("exclude_ids"):
+            pool = exclude(pool, ident["exclude_ids"], source=f"{rd / DB_NAME}: exclude_ids")
+        examples = sample(pool, ident["limit"], seed=ident["seed"])
     except DatasetError as e:
         raise RunError(f"{rd}: cannot rebuild the run's questions: {e}") from None
     return ident, examples

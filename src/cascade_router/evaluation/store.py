@@ -43,6 +43,11 @@ _SAMPLES = """CREATE TABLE IF NOT EXISTS samples (
     answer TEXT, generation TEXT NOT NULL, PRIMARY KEY (qid, tier, k))"""
 
 
+#: Self-checks (P(True)) of a tier's stored answer: one per (question, tier).
+_CHECKS = """CREATE TABLE IF NOT EXISTS checks (
+    qid TEXT NOT NULL, tier TEXT NOT NULL, p_true REAL, generation TEXT NOT NULL, PRIMARY KEY (qid, tier))"""
+
+
 class RunMismatchError(ValueError):
     """The run directory was made with other settings (dataset, models, prompts, sample)."""
 
@@ -206,6 +211,37 @@ class RunStore:
             return None
         row = self._db.execute("SELECT temperature FROM samples WHERE tier = ? LIMIT 1", (tier,)).fetchone()
         return None if row is None else float(row[0])
+
+    # --- self-checks (P(True)) ------------------------------------------------------------------
+    def put_check(self, qid: str, tier: str, p_true: float, gen: Generation) -> None:
+        """Store ``tier``'s self-check of its answer to ``qid`` (``p_true`` nan is stored as
+        NULL) and commit; the ``checks`` table is created by the first one; an existing check is kept."""
+        import math
+
+        with self._db:
+            self._db.execute(_CHECKS)
+            self._db.execute("INSERT OR IGNORE INTO checks VALUES (?, ?, ?, ?)",
+                             (qid, tier, None if math.isnan(p_true) else float(p_true), json.dumps(gen.to_dict())))
+
+    def checks(self, tier: str) -> dict[str, tuple[float, Generation]]:
+        """``{qid: (p_true, generation)}`` of ``tier``'s stored self-checks (p_true nan where
+        neither yes nor no was among the alternatives; empty when none were made).
+
+        Raises:
+            StoreError: a damaged stored check.
+        """
+        has = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'checks'").fetchone()
+        out: dict[str, tuple[float, Generation]] = {}
+        if has is None:
+            return out
+        for qid, p, gen in self._db.execute("SELECT qid, p_true, generation FROM checks WHERE tier = ?", (tier,)):
+            try:
+                if p is not None and not (isinstance(p, (int, float)) and 0.0 <= p <= 1.0):
+                    raise ValueError(f"p_true {p!r} is not a probability")
+                out[qid] = (float("nan") if p is None else float(p), Generation.from_json(gen))
+            except ValueError as e:
+                raise StoreError(f"{self.path}: the stored {tier} self-check of question {qid!r} is damaged: {e}") from e
+        return out
 
     def rows(self) -> Iterator[StoredGeneration]:
         """Every stored row, in insertion order.

@@ -102,6 +102,19 @@ DEFAULT_SLM = "smollm2-135m"
 DEFAULT_LLM = "gemma3-270m"
 
 
+def effective_family(spec: str, family: str | None = None) -> str:
+    """The prompt family a tier of model ``spec`` uses: ``family`` when given, else the embedded
+    model's (:data:`EMBEDDED`), else ``chat`` (GGUF files and endpoints).
+
+    Raises:
+        ValueError: ``spec`` is not a model spec (see :func:`parse_spec`).
+    """
+    if family:
+        return family
+    kind, value = parse_spec(spec)
+    return EMBEDDED[value].family if kind == "embedded" else "chat"
+
+
 def parse_spec(spec: str) -> tuple[str, str]:
     """Classify a model spec: returns ``(kind, value)`` with kind in
     ``{"embedded", "gguf", "endpoint"}``.
@@ -202,7 +215,7 @@ class LazyBackend:
         self._spec, self._kw = spec, {"family": family, "threads": threads, "n_ctx": n_ctx, "top_k": top_k,
                                       "parallel": parallel}
         self.model_id = value if kind == "embedded" else Path(value).name
-        self.family = family or (EMBEDDED[value].family if kind == "embedded" else "chat")
+        self.family = effective_family(spec, family)
         self.n_ctx, self.top_k, self.parallel = int(n_ctx), int(top_k), int(parallel)
         self._backend = None
         self.need_logprobs = True  # probed by the cascade for endpoint tiers; llama.cpp always returns logprobs
