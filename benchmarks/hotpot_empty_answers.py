@@ -2,7 +2,7 @@
 
 SmolLM2-135M's first token after the ten-paragraph few-shot prompt of prompt revision 1 was
 often the newline the prompt stops on, giving an empty answer (49.6% of the committed run).
-This prints, for each chat-prompt variant, F1, EM, the number of empty answers and the mean
+This prints, for each variant of the base-family (few-shot completion) prompt, F1, EM, the number of empty answers and the mean
 completion length on the HotpotQA **dev slice**: the 40 questions listed in
 ``src/cascade_router/data/hotpotqa-prompt-dev-ids.txt`` (``sample(hotpotqa, 40, seed=123)``),
 which the committed HotpotQA run leaves out (``eval --exclude-ids``), so the chosen prompt is
@@ -23,35 +23,54 @@ from cascade_router.datasets import load_dataset
 from cascade_router.metrics import score_example
 from cascade_router.models.base import Prompt
 from cascade_router.models.registry import load_model
-from cascade_router.prompts import _INSTRUCTIONS, _SHOTS_MULTIHOP, clean_answer
+from cascade_router.prompts import _INSTRUCTIONS, _SHOTS_MULTIHOP, Shot, clean_answer
 
 REMINDER = "Reply with a short span from the paragraphs (a few words), or yes or no."
 
 
-def _block(context: str, question: str, variant: str) -> str:
+#: A third, longer worked example (five titled paragraphs, three of them distractors), written
+#: for the project, for the ``long-shot`` variants.
+LONG_SHOT = Shot(
+    "Orla Venn: Orla Venn (born 1964) is an Irish painter known for large harbour scenes. She studied in "
+    "Dublin and later taught in Galway.\n\n"
+    "The Salt Road (film): The Salt Road is a 1998 documentary film directed by Piet Marsh about fishing "
+    "towns on the Baltic coast.\n\n"
+    "Piet Marsh: Piet Marsh (1950-2011) was a Dutch film director born in Utrecht. He made documentaries "
+    "for public television for thirty years.\n\n"
+    "Kestrel Bay: Kestrel Bay is a small bay on the west coast of Scotland, popular with sea kayakers.\n\n"
+    "Utrecht Film Days: The Utrecht Film Days is an annual festival of Dutch cinema first held in 1981.",
+    "In which city was the director of The Salt Road born?",
+    "Utrecht",
+)
+
+
+def _block(context: str, question: str, parts: set[str]) -> str:
     paras = f"Paragraphs:\n{context}\n\n"
-    if variant == "used":
-        return f"{paras}Question: {question}"
-    if variant == "repeat":
-        return f"{paras}Question: {question}\n{REMINDER}"
-    if variant == "question-first":
-        return f"Question: {question}\n\n{paras}Question: {question}"
-    if variant == "question-first+repeat":
-        return f"Question: {question}\n\n{paras}Question: {question}\n{REMINDER}"
-    raise ValueError(variant)
+    head = f"Question: {question}\n\n" if "question-first" in parts else ""
+    tail = f"\n{REMINDER}" if "repeat" in parts else ""
+    return f"{head}{paras}Question: {question}{tail}"
 
 
 def prompt_text(context: str, question: str, variant: str) -> str:
-    """The base-family (few-shot completion) prompt of ``variant``: the instruction, the two
-    shots and the question, every block in the variant's form ("used" is revision 1)."""
-    parts = [_INSTRUCTIONS["hotpotqa"], ""]
-    for shot in _SHOTS_MULTIHOP:
-        parts.append(_block(shot.context, shot.question, variant) + f"\nAnswer: {shot.answer}\n")
-    parts.append(_block(context, question, variant) + "\nAnswer:")
-    return "\n".join(parts)
+    """The base-family (few-shot completion) prompt of ``variant``, ``+``-joined parts (``used``:
+    none, revision 1): ``repeat`` (the instruction again after every question),
+    ``question-first`` (the question also before the paragraphs), ``short-label`` (``Short
+    answer:`` for ``Answer:``), ``long-shot`` (a third, five-paragraph example)."""
+    parts = set(variant.split("+")) - {"used"}
+    unknown = parts - {"repeat", "question-first", "short-label", "long-shot"}
+    if unknown:
+        raise ValueError(f"unknown variant part(s) {sorted(unknown)}")
+    label = "Short answer:" if "short-label" in parts else "Answer:"
+    shots = (*_SHOTS_MULTIHOP, LONG_SHOT) if "long-shot" in parts else _SHOTS_MULTIHOP
+    out = [_INSTRUCTIONS["hotpotqa"], ""]
+    for shot in shots:
+        out.append(_block(shot.context, shot.question, parts) + f"\n{label} {shot.answer}\n")
+    out.append(_block(context, question, parts) + f"\n{label}")
+    return "\n".join(out)
 
 
-VARIANTS = ("used", "repeat", "question-first", "question-first+repeat")
+VARIANTS = ("used", "repeat", "question-first", "question-first+repeat", "repeat+short-label", "repeat+long-shot",
+            "repeat+short-label+long-shot")
 
 
 def main() -> None:

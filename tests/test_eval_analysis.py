@@ -490,7 +490,10 @@ def test_p_true_curves_charge_the_check_to_the_first_tier(v1):
     run2 = load_run(examples, store, {"slm": SLM_PRICE, "llm": LLM_PRICE})
     res = analyse(run2, seed=0)
     assert res.self_check == pytest.approx({"extra_cost_per_question_usd": 0.001102, "extra_seconds_per_question": 0.5,
-                                            "p_true_mean": sum(pt.values()) / 8, "no_yes_or_no": 0})
+                                            "p_true_mean": sum(pt.values()) / 8, "no_yes_or_no": 0,
+                                            # SLM F1 1: q1 q4 q5 q8; F1 0: q3
+                                            "p_true_mean_right": (0.9 + 0.8 + 0.95 + 0.7) / 4, "right": 4,
+                                            "p_true_mean_wrong": 0.1, "wrong": 1})
     assert {"signal:p_true", "logistic + p_true"} <= set(res.curves)
     assert "logistic + self-consistency + p_true" not in res.curves  # no samples in this run
     gains = [0.5, 1.0, 6 / 7 - 0.8, 1 / 3, 0.0, -0.5, 0.0, -1.0]

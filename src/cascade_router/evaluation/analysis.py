@@ -692,6 +692,7 @@ def _probes(out: "Analysis", run: RunData, splits, rows: list, boot) -> None:
     + p_true``. Cross-fitted; each curve's cost charges its probes to the first tier. Sets
     ``out.self_consistency`` and ``out.self_check`` (what the probes cost)."""
     recs = run.records
+    ff = run.arrays[run.first].f1
     ks = {x.n_samples for x in recs}
     sc = pt = None
     if len(ks) == 1 and ks != {0}:  # every question has the same number of samples
@@ -708,11 +709,17 @@ def _probes(out: "Analysis", run: RunData, splits, rows: list, boot) -> None:
         _probe_curves(out, run, splits, rows, boot, pt, pt_cost, "logistic + p_true")
         out.self_check = {"extra_cost_per_question_usd": float(pt_cost.mean()),
                           "extra_seconds_per_question": float(np.mean([x.check_latency for x in recs])),
-                          "p_true_mean": float(np.nanmean(p)) if np.isfinite(p).any() else None,
+                          "p_true_mean": _nanmean(p),
+                          "p_true_mean_right": _nanmean(p[ff == 1.0]), "right": int((ff == 1.0).sum()),
+                          "p_true_mean_wrong": _nanmean(p[ff == 0.0]), "wrong": int((ff == 0.0).sum()),
                           "no_yes_or_no": int(np.isnan(p).sum())}
     if sc is not None and pt is not None:
         _probe_curves(out, run, splits, rows, boot, {**sc, **pt}, sc_cost + pt_cost,
                       "logistic + self-consistency + p_true", single=False)
+
+
+def _nanmean(v: np.ndarray) -> float | None:
+    return float(np.nanmean(v)) if np.isfinite(v).any() else None
 
 
 def _probe_curves(out: "Analysis", run: RunData, splits, rows: list, boot, features: Mapping[str, tuple[np.ndarray, int]],

@@ -289,7 +289,9 @@ def render_markdown(summary: dict[str, Any]) -> str:
               "Kadavath et al. 2022). `signal:p_true` (the probability of yes against no; lower escalates) and "
               "`logistic + p_true` (every signal plus it) are in the curve table above"
               + (", as is `logistic + self-consistency + p_true`" if sc else "") + ". "
-              f"Mean P(True) {_f(ck['p_true_mean'], 3)}; {ck['no_yes_or_no']} questions had neither yes nor no among the "
+              f"Mean P(True) {_f(ck['p_true_mean'], 3)}: {_f(ck.get('p_true_mean_right'), 3)} on the {ck.get('right')} answers "
+              f"of {first} with F1 1, {_f(ck.get('p_true_mean_wrong'), 3)} on the {ck.get('wrong')} with F1 0; "
+              f"{ck['no_yes_or_no']} questions had neither yes nor no among the "
               f"top alternatives. The checks cost ${1000 * ck['extra_cost_per_question_usd']:.4f} per 1k questions and "
               f"{ck['extra_seconds_per_question']:.2f} s per question of {first} time, charged to {first} in those routers' "
               "cost curves."]
