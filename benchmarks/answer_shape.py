@@ -10,9 +10,10 @@ For each question, from the first tier's cleaned answer, the question and the pa
   (nan when it does not occur verbatim).
 - ``relative_length``: the answer's words over the passage's mean sentence length in words.
 
-Each is scored alone (a threshold sweep, both directions, the better one reported, which
-flatters it slightly) and inside the cost-sensitive logistic gate beside the nine signals
-(fitted on the calibration half, APGR on the test half with its 95% passage-bootstrap interval).
+Each is scored alone (its direction chosen on the training folds) and inside the cost-sensitive
+logistic gate beside the nine signals, cross-fitted as the report is (5 folds by passage, each
+question scored by a gate fitted on the other folds), APGR over all questions with its 95%
+passage-bootstrap interval.
 
 Usage: ``python benchmarks/answer_shape.py [RUN_DIR]`` (default the 3,000-question run)
 """
@@ -28,7 +29,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from cascade_router.datasets import split_by_passage
+from cascade_router.evaluation.analysis import FOLDS, crossfit_splits
 from cascade_router.evaluation.curves import apgr, sweep
 from cascade_router.evaluation.runs import load_scored_run, open_run
 from cascade_router.evaluation.stats import Bootstrap, curve_intervals
@@ -68,41 +69,46 @@ def shape_features(question: str, answer: str, passage: str) -> dict[str, float]
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir", nargs="?", default="results/squad-v1.1-n3000")
+    ap.add_argument("--folds", type=int, default=FOLDS)
     a = ap.parse_args(argv)
     ident, examples = open_run(a.run_dir)
     run = load_scored_run(a.run_dir, ident, examples)
     first, last = run.first, run.last
-    cal_ex, test_ex = split_by_passage([r.ex for r in run.records], 0.5, ident["seed"])
-    cal, test = run.subset({e.id for e in cal_ex}), run.subset({e.id for e in test_ex})
-
-    def matrix(part, extra: bool):
-        rows = []
-        for r, sig in zip(part.records, part.signals(first)):
-            f = [sig[s] for s in SIGNALS]
-            if extra:
-                sf = shape_features(r.ex.question, r.tiers[first].answer, r.ex.context)
-                f += [sf[k] for k in FEATURES]
-            rows.append(f)
-        X = np.array(rows, dtype=float)
-        return np.where(np.isfinite(X), X, np.nan)
-
-    tf, tl = test.arrays[first].f1, test.arrays[last].f1
+    splits = crossfit_splits(run, a.folds, ident["seed"])
+    rows = []
+    for r, sig in zip(run.records, run.signals(first)):
+        sf = shape_features(r.ex.question, r.tiers[first].answer, r.ex.context)
+        rows.append([sig[s] for s in SIGNALS] + [sf[k] for k in FEATURES])
+    X = np.array(rows, dtype=float)
+    X = np.where(np.isfinite(X), X, np.nan)
+    tf, tl = run.arrays[first].f1, run.arrays[last].f1
     q0, q1 = float(tf.mean()), float(tl.mean())
-    boot = Bootstrap.over_passages([r.ex.passage_id for r in test.records])
-    Xt_all = matrix(test, True)
-    print(f"{a.run_dir}: calibration {cal.n}, test {test.n} questions")
-    for j, name in enumerate(FEATURES):
-        col = Xt_all[:, len(SIGNALS) + j]
-        best = max((apgr(sweep(d * col, tf, tl, nan_rank="last"), q0, q1), d) for d in (1, -1))
-        print(f"  {name:18} alone: APGR {best[0]:.3f} (direction {best[1]:+d}); defined on {np.isfinite(col).mean():.0%}")
-    y, w = gain_labels(cal.arrays[first].f1, cal.arrays[last].f1)
-    for extra in (False, True):
-        model = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression(max_iter=2000))
-        model.fit(matrix(cal, extra), y, logisticregression__sample_weight=w)
-        c = sweep(model.predict_proba(matrix(test, extra))[:, 1], tf, tl, nan_rank="last")
+    boot = Bootstrap.over_passages([r.ex.passage_id for r in run.records])
+    print(f"{a.run_dir}: {run.n} questions, {len(splits)} folds by passage (cross-fitted)")
+
+    def report(label: str, oof: np.ndarray) -> None:
+        c = sweep(oof, tf, tl, nan_rank="last")
         ci = curve_intervals(c, tf, tl, boot)["apgr_ci95"]
-        label = "logistic, signals + answer shape" if extra else "logistic, signals"
         print(f"  {label:34} APGR {apgr(c, q0, q1):.3f} [{ci[0]:.3f}, {ci[1]:.3f}]")
+
+    for j, name in enumerate(FEATURES):
+        col = X[:, len(SIGNALS) + j]
+        oof = np.full(run.n, np.nan)
+        for tr, te in splits:  # the direction is chosen on the training folds
+            d = max((apgr(sweep(d * col[tr], tf[tr], tl[tr], nan_rank="last"), float(tf[tr].mean()),
+                          float(tl[tr].mean())), d) for d in (1, -1))[1]
+            oof[te] = d * col[te]
+        report(f"{name} alone (defined on {np.isfinite(col).mean():.0%})", oof)
+    for extra in (False, True):
+        cols = X if extra else X[:, : len(SIGNALS)]
+        oof = np.full(run.n, np.nan)
+        for tr, te in splits:
+            y, w = gain_labels(tf[tr], tl[tr])
+            model = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
+                                  LogisticRegression(max_iter=2000))
+            model.fit(cols[tr], y, logisticregression__sample_weight=w)
+            oof[te] = model.predict_proba(cols[te])[:, 1]
+        report("logistic, signals + answer shape" if extra else "logistic, signals", oof)
 
 
 if __name__ == "__main__":

@@ -54,8 +54,15 @@ def test_squad_v2_adds_abstain_shot_and_instruction():
 
 
 def test_hotpot_uses_paragraphs_label():
+    # revision 2 of the base prompt: the question before and after the paragraphs, the
+    # instruction repeated, "Short answer:" (in the examples too)
     p = build_prompt("Q?", "A: x\n\nB: y", "hotpotqa", "base")
-    assert p.text.endswith("Paragraphs:\nA: x\n\nB: y\n\nQuestion: Q?\nAnswer:")
+    assert p.text.endswith("Question: Q?\n\nParagraphs:\nA: x\n\nB: y\n\nQuestion: Q?\n"
+                           "Reply with a short span from the paragraphs (a few words), or yes or no.\nShort answer:")
+    assert "\nShort answer: Ghent\n" in p.text and "\nAnswer:" not in p.text
+    chat = build_prompt("Q?", "A: x", "hotpotqa", "chat")  # the chat prompt is still revision 1
+    assert chat.messages[-1]["content"] == "Paragraphs:\nA: x\n\nQuestion: Q?"
+    assert build_prompt("Q?", "P", "squad", "base").text.endswith("Passage:\nP\n\nQuestion: Q?\nAnswer:")
 
 
 def test_open_task_has_no_passage_block():

@@ -106,7 +106,10 @@ def _shots(task: str) -> tuple[Shot, ...]:
 #: tier's prompt (:func:`cascade_router.evaluation.runs.identity_for`), so generations made with
 #: an older prompt are never mixed with new ones, while a tier whose prompt did not change can
 #: still be reused (``eval --reuse``).
-PROMPT_REVISIONS: dict[tuple[str, str], int] = {}
+#:   hotpotqa/base 2: the question also before the paragraphs, the instruction repeated after it
+#:   and ``Short answer:`` as the label (revision 1 left SmolLM2's answer empty on about half
+#:   the questions; measured on a 40-question dev slice, ``benchmarks/hotpot_empty_answers.py``).
+PROMPT_REVISIONS: dict[tuple[str, str], int] = {("hotpotqa", "base"): 2}
 
 
 def prompt_revision(task: str, family: str) -> int:
@@ -121,10 +124,24 @@ def check_task(task: str) -> str:
     return task
 
 
-def _block(context: str, question: str, task: str) -> str:
+def _block(context: str, question: str, task: str, family: str = "chat") -> str:
     label = "Paragraphs" if task == "hotpotqa" else "Passage"
     head = f"{label}:\n{context}\n\n" if context else ""
+    if _multihop_r2(task, family):
+        return f"Question: {question}\n\n{head}Question: {question}\n{_MULTIHOP_REMINDER}"
     return f"{head}Question: {question}"
+
+
+#: What revision 2 of the hotpotqa base prompt repeats after the question.
+_MULTIHOP_REMINDER = "Reply with a short span from the paragraphs (a few words), or yes or no."
+
+
+def _multihop_r2(task: str, family: str) -> bool:
+    return task == "hotpotqa" and prompt_revision(task, family) >= 2
+
+
+def _answer_label(task: str, family: str) -> str:
+    return "Short answer:" if _multihop_r2(task, family) else "Answer:"
 
 
 def build_prompt(
@@ -173,9 +190,10 @@ def build_prompt(
         return Prompt(messages=messages, stop=["\n"], max_tokens=max_tokens)
     if family == "base":
         parts = [_INSTRUCTIONS[task], ""]
+        label = _answer_label(task, family)
         for shot in _shots(task):
-            parts.append(_block(shot.context, shot.question, task) + f"\nAnswer: {shot.answer}\n")
-        parts.append(_block(context, question, task) + "\nAnswer:")
+            parts.append(_block(shot.context, shot.question, task, family) + f"\n{label} {shot.answer}\n")
+        parts.append(_block(context, question, task, family) + f"\n{label}")
         return Prompt(text="\n".join(parts), stop=["\n"], max_tokens=max_tokens)
     raise ValueError(f"unknown model family {family!r}; valid families: {', '.join(FAMILIES)}")
 
