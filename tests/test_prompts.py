@@ -54,15 +54,29 @@ def test_squad_v2_adds_abstain_shot_and_instruction():
 
 
 def test_hotpot_uses_paragraphs_label():
-    # revision 2 of the base prompt: the question before and after the paragraphs, the
-    # instruction repeated, "Short answer:" (in the examples too)
     p = build_prompt("Q?", "A: x\n\nB: y", "hotpotqa", "base")
+    assert p.text.endswith("Paragraphs:\nA: x\n\nB: y\n\nQuestion: Q?\nAnswer:")
+
+
+def test_reminded_variant_repeats_the_question_and_instruction_on_multihop_base_prompts():
+    p = build_prompt("Q?", "A: x\n\nB: y", "hotpotqa", "base", variant="reminded")
     assert p.text.endswith("Question: Q?\n\nParagraphs:\nA: x\n\nB: y\n\nQuestion: Q?\n"
                            "Reply with a short span from the paragraphs (a few words), or yes or no.\nShort answer:")
-    assert "\nShort answer: Ghent\n" in p.text and "\nAnswer:" not in p.text
-    chat = build_prompt("Q?", "A: x", "hotpotqa", "chat")  # the chat prompt is still revision 1
-    assert chat.messages[-1]["content"] == "Paragraphs:\nA: x\n\nQuestion: Q?"
-    assert build_prompt("Q?", "P", "squad", "base").text.endswith("Passage:\nP\n\nQuestion: Q?\nAnswer:")
+    assert "\nShort answer: Ghent\n" in p.text and "\nAnswer:" not in p.text  # the examples too
+    # other tasks and the chat family are the standard prompt
+    for task, fam in (("squad", "base"), ("hotpotqa", "chat"), ("squad-v2", "base")):
+        assert build_prompt("Q?", "P", task, fam, variant="reminded") == build_prompt("Q?", "P", task, fam)
+    with pytest.raises(ValueError, match="unknown prompt variant 'loud'; valid: standard, reminded"):
+        build_prompt("Q?", "P", "squad", "base", variant="loud")
+
+
+def test_embedded_smollm2_is_reminded_on_hotpotqa_only():
+    from cascade_router.models.registry import prompt_variant
+
+    assert prompt_variant("smollm2-135m", "hotpotqa") == "reminded"
+    assert prompt_variant("smollm2-135m", "squad") == "standard"
+    assert prompt_variant("gemma3-270m", "hotpotqa") == "standard"
+    assert prompt_variant("my-model.gguf", "hotpotqa") == "standard"
 
 
 def test_open_task_has_no_passage_block():

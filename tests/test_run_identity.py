@@ -87,7 +87,7 @@ def test_a_new_prompt_revision_changes_the_identity_and_reuses_only_unchanged_ti
     exs = sample(load_dataset("squad-v1.1", data), None)
     old = identity_for(cfg, "squad-v1.1", str(data), None, 0, exs)
     assert old["prompt_version"] == 1 and tier_prompt_revisions(old) == {"slm": 1, "llm": 1}
-    monkeypatch.setitem(prompts.PROMPT_REVISIONS, ("squad", "chat"), 2)
+    monkeypatch.setitem(prompts.PROMPT_REVISIONS, ("squad", "chat", "standard"), 2)
     new = identity_for(cfg, "squad-v1.1", str(data), None, 0, exs)
     assert new["prompt_version"] == {"slm": 2, "llm": 1}
     assert reusable(new, old) == ["llm"]  # the LLM's base prompt did not change
@@ -96,7 +96,7 @@ def test_a_new_prompt_revision_changes_the_identity_and_reuses_only_unchanged_ti
     with pytest.raises(ValueError, match="prompt_version: stored 1"):
         store.bind(new)
     store.close()
-    monkeypatch.setitem(prompts.PROMPT_REVISIONS, ("squad", "base"), 2)
+    monkeypatch.setitem(prompts.PROMPT_REVISIONS, ("squad", "base", "standard"), 2)
     with pytest.raises(RunError, match="every tier's prompt changed"):
         reusable(identity_for(cfg, "squad-v1.1", str(data), None, 0, exs), old)
 
@@ -108,3 +108,13 @@ def test_eval_exclude_ids_bad_file_is_a_one_line_error(tmp_path):
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert r.stderr.strip() == (f"error: --exclude-ids {f}: 1 question id(s) not in the dataset, e.g. not-a-hotpot-id")
     assert not (tmp_path / "r").exists()
+
+
+def test_the_embedded_pair_on_hotpotqa_reuses_only_the_llm_of_a_revision_1_run():
+    """SmolLM2 is asked HotpotQA with the reminded prompt (revision 2), Gemma with revision 1,
+    so a run made before (prompt_version 1, like results/hotpotqa-all) lends only its LLM rows."""
+    exs = load_dataset("hotpotqa")[:3]
+    ident = identity_for(CascadeConfig(), "hotpotqa", None, None, 0, exs)
+    assert ident["prompt_version"] == {"slm": 2, "llm": 1}
+    old = dict(ident, prompt_version=1)
+    assert reusable(ident, old) == ["llm"]

@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from .early import early_check
 from .live import LiveAnswer
 from .models.base import Backend, ContextLengthError, Generation, ModelError
+from .models.registry import prompt_variant
 from .models.sse import EARLY_STOP, OnToken
 from .jsonsafe import json_safe
 from .prompts import CHAT_MAX_TOKENS, build_prompt, check_task, clean_answer, clean_chat
@@ -111,7 +112,8 @@ def ask_model(
     temperature: float = 0.0,
     seed: int | None = None,
 ) -> TierAnswer:
-    """Ask one model one question with the prompt for its family and the task.
+    """Ask one model one question with the prompt for its family and the task (and the model's
+    prompt variant, :func:`~cascade_router.models.registry.prompt_variant`).
 
     Passage-length policy: when the backend knows its context window (llama.cpp) and the prompt
     plus ``max_tokens`` would not fit, the passage is cut from the end, keeping its start, until
@@ -140,9 +142,10 @@ def ask_model(
         raise ValueError("question is empty")
     check_task(task)
     context = context or ""
+    variant = prompt_variant(str(getattr(backend, "model_id", "")), task)
     prompt, truncated = fit_prompt(
         backend, lambda ctx: build_prompt(question, ctx, task, backend.family, max_tokens=max_tokens, style=style,
-                                          conversation=conversation), context, max_tokens)
+                                          conversation=conversation, variant=variant), context, max_tokens)
     if temperature or seed is not None:
         prompt = dataclasses.replace(prompt, temperature=float(temperature), seed=seed)
     if on_token is None:

