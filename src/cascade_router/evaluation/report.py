@@ -22,6 +22,13 @@ def _pct(x: Any) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _probe_cost(what: str, probe: dict, first: str) -> str:
+    """The sentence on what a first-tier probe (samples, checks) costs and where it is charged."""
+    return (f"The {what} cost ${1000 * probe['extra_cost_per_question_usd']:.4f} per 1k questions and "
+            f"{probe['extra_seconds_per_question']:.2f} s per question of {first} time, charged to {first} in those "
+            "routers' cost curves.")
+
+
 def _f(x: Any, nd: int = 1) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
@@ -279,9 +286,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
               f"{sc['samples_per_question']} sampled answers of {first} per question (stored in the run): `signal:sc_agreement` "
               "(share equal to the greedy answer, official normalisation), `signal:sc_f1` (mean token F1 against it), "
               "`signal:sc_entropy` (entropy of the answers) and `logistic + self-consistency` (every signal plus these) are "
-              f"in the curve table above. The samples cost ${1000 * sc['extra_cost_per_question_usd']:.4f} per 1k questions "
-              f"and {sc['extra_seconds_per_question']:.2f} s per question of {first} time, charged to {first} in those "
-              "routers' cost curves."]
+              f"in the curve table above. {_probe_cost('samples', sc, first)}"]
     ck = summary.get("self_check")
     if ck:
         L += ["", "## Self-check (P(True))", "",
@@ -292,9 +297,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
               f"Mean P(True) {_f(ck['p_true_mean'], 3)}: {_f(ck.get('p_true_mean_right'), 3)} on the {ck.get('right')} answers "
               f"of {first} with F1 1, {_f(ck.get('p_true_mean_wrong'), 3)} on the {ck.get('wrong')} with F1 0; "
               f"{ck['no_yes_or_no']} questions had neither yes nor no among the "
-              f"top alternatives. The checks cost ${1000 * ck['extra_cost_per_question_usd']:.4f} per 1k questions and "
-              f"{ck['extra_seconds_per_question']:.2f} s per question of {first} time, charged to {first} in those routers' "
-              "cost curves."]
+              f"top alternatives. {_probe_cost('checks', ck, first)}"]
     pg = summary.get("pregen")
     if pg:
         L += ["", "## Pre-generation router (cross-fitted)", "",
