@@ -38,6 +38,8 @@ def test_read_id_list_skips_comments_and_names_bad_lines(tmp_path):
         read_id_list(str(f))
     with pytest.raises(DatasetError, match="missing.txt: cannot read"):
         read_id_list(str(tmp_path / "missing.txt"))
+    f.write_bytes(b"\xef\xbb\xbfq3\r\nq4\r\n")  # a byte-order mark and Windows line ends
+    assert read_id_list(str(f)) == ["q3", "q4"]
     f.write_bytes(b"\xff\xfe\x00q")
     with pytest.raises(DatasetError, match="cannot read"):
         read_id_list(str(f))
@@ -118,3 +120,28 @@ def test_the_embedded_pair_on_hotpotqa_reuses_only_the_llm_of_a_revision_1_run()
     assert ident["prompt_version"] == {"slm": 2, "llm": 1}
     old = dict(ident, prompt_version=1)
     assert reusable(ident, old) == ["llm"]
+
+
+def test_resume_with_another_exclusion_list_is_refused_even_for_the_same_sample(tmp_path):
+    data = _squad_file(tmp_path)
+    exs = sample(load_dataset("squad-v1.1", data), 2, seed=0)  # q3, q4 below are not in it
+    plain = identity_for(CascadeConfig(), "squad-v1.1", str(data), 2, 0, exs)
+    excl = identity_for(CascadeConfig(), "squad-v1.1", str(data), 2, 0, exs, ["q5", "q6"])
+    for first, then in ((excl, plain), (plain, excl)):
+        store = RunStore(tmp_path / f"run{len(first)}")
+        store.bind(first)
+        with pytest.raises(ValueError, match="exclude_ids: stored"):
+            store.bind(then)
+        store.close()
+
+
+def test_eval_exclude_ids_empty_path_and_everything_excluded(tmp_path):
+    data = _squad_file(tmp_path, n=2)
+    base = ["eval", "--dataset", "squad-v1.1", "--data", str(data), "--out", str(tmp_path / "r")]
+    r = CliRunner().invoke(main, [*base, "--exclude-ids", ""])
+    assert r.exit_code == 2 and r.stderr.strip() == "error: --exclude-ids: the path is empty"
+    f = tmp_path / "all.txt"
+    f.write_text("q1\nq2\n")
+    r = CliRunner().invoke(main, [*base, "--exclude-ids", str(f)])
+    assert r.exit_code == 2
+    assert r.stderr.strip() == f"error: squad-v1.1: no questions to evaluate (--exclude-ids {f} left out 2)"

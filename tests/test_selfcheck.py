@@ -96,3 +96,18 @@ def test_eval_self_check_adds_checks_and_the_report_scores_them(tmp_path, shared
     assert "## Self-check (P(True))" in (rd / "report.md").read_text()
     again = CliRunner().invoke(main, [*args, "--self-check"])
     assert "self-checks of slm: 0 new, 4 stored, errors 0" in again.stderr
+
+
+def test_a_foreign_checks_table_is_a_store_error_not_a_crash(tmp_path):
+    store = RunStore(tmp_path / "r", lock=True)
+    store._db.execute("CREATE TABLE checks (qid TEXT, tier TEXT, score REAL)")
+    with pytest.raises(StoreError, match=r"generations.sqlite: table checks is not a table of self-checks"):
+        store.checks("slm")
+    with pytest.raises(StoreError, match="cannot store a self-check in table checks"):
+        store.put_check("q1", "slm", 0.5, Generation(text="yes"))
+    store.close()
+    other = RunStore(tmp_path / "v", lock=True)
+    other._db.execute("CREATE VIEW checks AS SELECT 1 AS qid, 'slm' AS tier, 0.5 AS p_true, '{}' AS generation")
+    with pytest.raises(StoreError, match="cannot store a self-check"):
+        other.put_check("q1", "slm", 0.5, Generation(text="yes"))
+    other.close()

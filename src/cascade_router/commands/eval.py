@@ -143,14 +143,17 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
     excluded: list[str] = []
     try:
         pool = load_dataset(dataset, data)
-        if exclude_path:
+        if exclude_path is not None:
+            if not exclude_path.strip():
+                fail("--exclude-ids: the path is empty")
             excluded = read_id_list(exclude_path)
             pool = exclude(pool, excluded, source=f"--exclude-ids {exclude_path}")
         examples = sample(pool, limit or None, seed=seed)
     except DatasetError as e:
         fail(str(e))
     if not examples:
-        fail(f"{dataset}: no questions to evaluate")
+        fail(f"{dataset}: no questions to evaluate"
+             + (f" (--exclude-ids {exclude_path} left out {len(excluded)})" if excluded else ""))
     lim = limit or None
     run_dir = Path(out_dir or _run_dir_name(cfg, dataset, lim, seed))
     from ..evaluation.runs import RunError, check_same_tiers, identity_for
@@ -158,7 +161,7 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
     identity = identity_for(cfg, dataset, data, lim, seed, examples, excluded)
 
     from ..evaluation.runner import run_generations, run_samples, run_self_checks
-    from ..evaluation.store import RunLockedError, RunMismatchError, RunStore
+    from ..evaluation.store import RunLockedError, RunMismatchError, RunStore, StoreError
 
     try:
         store = RunStore(run_dir, lock=True)
@@ -172,6 +175,14 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
         fail(str(e))
     if reuse_dir:
         _reuse(store, reuse_dir, identity, examples, [t.name for t in cfg.tiers])
+    if self_checks:  # a damaged store is reported before any model loads
+        try:
+            store.checks(cfg.first.name)
+            for _ in store.rows():
+                pass
+        except StoreError as e:
+            store.close()
+            fail(str(e))
     chain = ", ".join(f"{t.name} {t.model}" for t in cfg.tiers)
     click.echo(f"{dataset}: {len(examples)} questions -> {run_dir} (tiers: {chain})", err=True)
     from ..config import ConfigError, build_cascade
@@ -201,8 +212,11 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
                        f"{st.model_s:.1f} s in the model", err=True)
         if self_checks:
             first = cascade.tiers[0]
-            st = run_self_checks(examples, first.name, first.backend, store, DATASET_TASK[dataset],
-                                 progress=not no_progress)
+            try:
+                st = run_self_checks(examples, first.name, first.backend, store, DATASET_TASK[dataset],
+                                     progress=not no_progress)
+            except StoreError as e:
+                fail(str(e))
             click.echo(f"self-checks of {first.name}: {st.generated} new, {st.skipped} stored, errors {st.errors}; "
                        f"{st.model_s:.1f} s in the model", err=True)
     finally:

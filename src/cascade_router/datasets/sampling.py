@@ -96,7 +96,7 @@ def read_id_list(path: str) -> list[str]:
     from .types import DatasetError
 
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:  # a byte-order mark is not part of the first id
             lines = fh.read().splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise DatasetError(f"{path}: cannot read the question id list: {e}") from None

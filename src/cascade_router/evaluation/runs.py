@@ -165,7 +165,10 @@ def open_run(run_dir: str | Path) -> tuple[dict[str, Any], list[QAExample]]:
     checks = (("dataset", isinstance(ident["dataset"], str)), ("data", isinstance(ident["data"], str)),
               ("limit", ident["limit"] is None or _is_int(ident["limit"])), ("seed", _is_int(ident["seed"])),
               ("exclude_ids", isinstance(ident.get("exclude_ids", []), list)
-               and all(isinstance(i, str) for i in ident.get("exclude_ids", []))))
+               and all(isinstance(i, str) for i in ident.get("exclude_ids", []))),
+              ("prompt_version", _is_int(ident.get("prompt_version", 1)) or (
+                  isinstance(ident.get("prompt_version"), dict)
+                  and all(_is_int(v) for v in ident["prompt_version"].values()))))
     bad = [k for k, ok in checks if not ok]
     try:
         tiers = run_tiers(ident)

@@ -48,6 +48,11 @@ _CHECKS = """CREATE TABLE IF NOT EXISTS checks (
     qid TEXT NOT NULL, tier TEXT NOT NULL, p_true REAL, generation TEXT NOT NULL, PRIMARY KEY (qid, tier))"""
 
 
+#: Identity keys added after runs existed, recorded only when not at this default (so older
+#: identities stay as they were); :meth:`RunStore.bind` reads a missing one as the default.
+IDENTITY_DEFAULTS: dict[str, Any] = {"exclude_ids": []}
+
+
 class RunMismatchError(ValueError):
     """The run directory was made with other settings (dataset, models, prompts, sample)."""
 
@@ -128,7 +133,9 @@ class RunStore:
         return {k: json.loads(v) for k, v in self._db.execute("SELECT key, value FROM meta")}
 
     def bind(self, identity: dict[str, Any]) -> None:
-        """Record the run identity, or check it against the stored one.
+        """Record the run identity, or check it against the stored one. Keys of
+        :data:`IDENTITY_DEFAULTS` (recorded only when not at their default) are compared in both
+        directions, a missing one counting as its default.
 
         Raises:
             RunMismatchError: a stored key differs; the message names each differing key.
@@ -139,6 +146,10 @@ class RunStore:
             for k, v in identity.items()
             if k in stored and stored[k] != v
         ]
+        if stored:  # an existing run: a default key missing on either side counts as its default
+            diffs += [f"{k}: stored {stored.get(k, d)!r}, requested {identity.get(k, d)!r}"
+                      for k, d in IDENTITY_DEFAULTS.items()
+                      if (k not in identity or k not in stored) and stored.get(k, d) != identity.get(k, d)]
         if diffs:
             raise RunMismatchError(
                 f"{self.run_dir} holds a run made with other settings; refusing to mix "
@@ -218,10 +229,13 @@ class RunStore:
         NULL) and commit; the ``checks`` table is created by the first one; an existing check is kept."""
         import math
 
-        with self._db:
-            self._db.execute(_CHECKS)
-            self._db.execute("INSERT OR IGNORE INTO checks VALUES (?, ?, ?, ?)",
-                             (qid, tier, None if math.isnan(p_true) else float(p_true), json.dumps(gen.to_dict())))
+        try:
+            with self._db:
+                self._db.execute(_CHECKS)
+                self._db.execute("INSERT OR IGNORE INTO checks (qid, tier, p_true, generation) VALUES (?, ?, ?, ?)",
+                                 (qid, tier, None if math.isnan(p_true) else float(p_true), json.dumps(gen.to_dict())))
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path}: cannot store a self-check in table checks: {e}") from None
 
     def checks(self, tier: str) -> dict[str, tuple[float, Generation]]:
         """``{qid: (p_true, generation)}`` of ``tier``'s stored self-checks (p_true nan where
@@ -234,7 +248,11 @@ class RunStore:
         out: dict[str, tuple[float, Generation]] = {}
         if has is None:
             return out
-        for qid, p, gen in self._db.execute("SELECT qid, p_true, generation FROM checks WHERE tier = ?", (tier,)):
+        try:
+            found = self._db.execute("SELECT qid, p_true, generation FROM checks WHERE tier = ?", (tier,)).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path}: table checks is not a table of self-checks: {e}") from None
+        for qid, p, gen in found:
             try:
                 if p is not None and not (isinstance(p, (int, float)) and 0.0 <= p <= 1.0):
                     raise ValueError(f"p_true {p!r} is not a probability")
