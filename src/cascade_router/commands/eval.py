@@ -160,7 +160,7 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
 
     identity = identity_for(cfg, dataset, data, lim, seed, examples, excluded)
 
-    from ..evaluation.runner import run_generations, run_samples, run_self_checks
+    from ..evaluation.runner import pending_self_checks, run_generations, run_samples, run_self_checks
     from ..evaluation.store import RunLockedError, RunMismatchError, RunStore, StoreError
 
     try:
@@ -175,11 +175,10 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
         fail(str(e))
     if reuse_dir:
         _reuse(store, reuse_dir, identity, examples, [t.name for t in cfg.tiers])
+    pending = None
     if self_checks:  # a damaged store is reported before any model loads
         try:
-            store.checks(cfg.first.name)
-            for _ in store.rows():
-                pass
+            pending = pending_self_checks(store, cfg.first.name)
         except StoreError as e:
             store.close()
             fail(str(e))
@@ -214,7 +213,8 @@ def eval_command(dataset, data, limit, seed, slm, llm, routers, config_path, thr
             first = cascade.tiers[0]
             try:
                 st = run_self_checks(examples, first.name, first.backend, store, DATASET_TASK[dataset],
-                                     progress=not no_progress)
+                                     progress=not no_progress,
+                                     pending=pending if not stats.generated else None)  # new answers: read again
             except StoreError as e:
                 fail(str(e))
             click.echo(f"self-checks of {first.name}: {st.generated} new, {st.skipped} stored, errors {st.errors}; "

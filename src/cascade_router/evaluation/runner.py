@@ -266,20 +266,34 @@ def run_samples(examples: Sequence[QAExample], tier: str, backend: Backend, stor
     return stats
 
 
+def pending_self_checks(store: RunStore, tier: str) -> tuple[dict[str, str], set[str]]:
+    """``(answers, checked)``: ``tier``'s stored answers by question id (error rows left out) and
+    the questions it already has a self-check for; read before any model loads, so a damaged
+    store is reported first.
+
+    Raises:
+        StoreError: a damaged stored row or check, or a foreign ``checks`` table.
+    """
+    answers = {r.qid: r.answer or "" for r in store.rows() if r.tier == tier and r.error is None}
+    return answers, set(store.checks(tier))
+
+
 def run_self_checks(examples: Sequence[QAExample], tier: str, backend: Backend, store: RunStore, task: str,
-                    progress: bool = True) -> RunStats:
+                    progress: bool = True, pending: tuple[dict[str, str], set[str]] | None = None) -> RunStats:
     """Add ``tier``'s self-check (P(True), :func:`cascade_router.selfcheck.self_check`) of its
     stored answer for every question that has one and no check yet; each is committed as it
     comes. Questions whose answer is not stored (an error row, not yet generated) are skipped and
     checked by a later run.
+
+    ``pending``: what :func:`pending_self_checks` returned for this store and tier (read here
+    when not given).
 
     Returns:
         :class:`RunStats` (``generated``: checks stored now; ``skipped``: already stored).
     """
     from ..selfcheck import self_check
 
-    answers = {r.qid: r.answer or "" for r in store.rows() if r.tier == tier and r.error is None}
-    have = set(store.checks(tier))
+    answers, have = pending if pending is not None else pending_self_checks(store, tier)
     stats = RunStats()
     t0 = time.perf_counter()
     for ex in tqdm(examples, desc=f"{tier} self-checks", unit="q", disable=not progress, dynamic_ncols=True):
